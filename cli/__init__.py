@@ -1,0 +1,1 @@
+"""The `dvt` command line: parse, call the libraries, print."""

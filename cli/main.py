@@ -1,0 +1,50 @@
+"""`dvt`: one entry point, click commands, errors as one line (a traceback only with --debug)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dvt_prep import __version__
+from dvt_prep.errors import DvtError
+
+
+class DvtGroup(click.Group):
+    """Turns DvtError (and any crash, unless --debug) into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DvtError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+                       "traceback)", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=DvtGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dvt")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def main(debug: bool) -> None:
+    """dvt: motion cues from videos into zarr stores, and the Deformable Video Transformer."""
+
+
+def _register() -> None:
+    from cli.inspect_cmd import inspect
+    from cli.prep_cmd import prep
+
+    main.add_command(prep)
+    main.add_command(inspect)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()

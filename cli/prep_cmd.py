@@ -1,0 +1,66 @@
+"""`dvt prep INPUT... -o STORE`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dvt_prep.batch import prep_videos
+from dvt_prep.cues import CUE_GRIDS, CUE_NAMES
+from dvt_prep.encode import EncodeSettings
+from dvt_prep.errors import InputError
+from dvt_prep.extract import DEFAULT_CUES, PrepSettings
+from dvt_prep.inputs import collect_inputs
+
+
+def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    cues = tuple(c.strip() for c in value.split(",") if c.strip())
+    unknown = [c for c in cues if c not in CUE_NAMES]
+    if unknown or not cues:
+        raise click.BadParameter(f"unknown cue(s) {', '.join(unknown) or '(none)'}; choose from "
+                                 f"{', '.join(CUE_NAMES)}")
+    return cues
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Store path (a zarr v3 directory).")
+@click.option("--cues", default=",".join(DEFAULT_CUES), show_default=True, callback=_cue_list,
+              help=f"Comma-separated cues: {', '.join(CUE_NAMES)}.")
+@click.option("--size", default=256, show_default=True, type=int,
+              help="Short side after the canonical re-encode, a multiple of 16.")
+@click.option("--fps", default=None, type=float, help="Constant frame rate (default: source).")
+@click.option("--cue-grid", default=4, show_default=True, type=click.Choice([str(g) for g in CUE_GRIDS]),
+              help="Cell size in pixels over which rgbr, rgbd and tvl1 are averaged.")
+@click.option("--rgb-codec", default="jpeg", show_default=True,
+              type=click.Choice(["jpeg", "lossless"]), help="How rgb frames are stored.")
+@click.option("--gop", default=16, show_default=True, type=int, help="I-frame interval.")
+@click.option("--crf", default=23, show_default=True, type=int, help="x264 quality.")
+@click.option("--preset", default="superfast", show_default=True, help="x264 preset.")
+@click.option("--no-reencode", is_flag=True,
+              help="Use the source stream's own motion vectors (no canonical re-encode).")
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
+         fps: float | None, cue_grid: str, rgb_codec: str, gop: int, crf: int, preset: str,
+         no_reencode: bool, allow_failures: bool, quiet: bool) -> None:
+    """Extract motion cues from videos (files, folders, .txt/.csv lists) into STORE."""
+    try:
+        encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
+        settings = PrepSettings(cues=cues, cue_grid=int(cue_grid), reencode=not no_reencode,
+                                encode=encode, rgb_codec=rgb_codec)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    videos = collect_inputs(list(inputs))
+    if not videos:
+        raise InputError(f"no video files found in {', '.join(inputs)}; check the paths")
+
+    def progress(video_id: str, status: str) -> None:
+        if not quiet:
+            click.echo(f"{video_id}: {status}", err=status.startswith("failed"))
+
+    report = prep_videos(videos, output, settings, on_video=progress)
+    click.echo(report.summary())
+    if report.failed and not allow_failures:
+        sys.exit(1)

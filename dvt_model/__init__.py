@@ -1,0 +1,1 @@
+"""dvt_model: the Deformable Video Transformer (to come)."""

@@ -1,0 +1,66 @@
+"""Prep many videos into one store: skip the complete ones, record failures, report a summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dvt_prep.errors import DvtError
+from dvt_prep.extract import PrepSettings, extract_video
+from dvt_prep.inputs import VideoInput
+from dvt_prep.store import Store, StoreWriter
+
+
+@dataclass
+class PrepReport:
+    """What a run did: ids done, skipped (already complete), failed (id -> reason)."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    frames: int = 0
+
+    def summary(self) -> str:
+        line = (f"{len(self.done)} done, {len(self.skipped)} skipped, "
+                f"{len(self.failed)} failed, {self.frames} frames")
+        for video_id, reason in list(self.failed.items())[:5]:
+            line += f"\n  failed {video_id}: {reason}"
+        if len(self.failed) > 5:
+            line += f"\n  ... and {len(self.failed) - 5} more (`dvt inspect` lists them)"
+        return line
+
+
+def is_complete(store: Store, video_id: str, settings: PrepSettings) -> bool:
+    """The store has the video with every array the settings ask for."""
+    return video_id in store and set(settings.array_names) <= set(store.cues(video_id))
+
+
+def prep_videos(videos: list[VideoInput], output: str, settings: PrepSettings,
+                on_video: Callable[[str, str], None] | None = None) -> PrepReport:
+    """Prep videos one after another into the store at `output`.
+
+    on_video(video_id, status) is called after each video with status "done", "skipped" or
+    "failed: <reason>". Failures are recorded in the store and do not stop the run.
+    """
+    report = PrepReport()
+    with StoreWriter(output, rgb_codec=settings.rgb_codec) as writer:
+        existing = Store(output)
+        for video in videos:
+            if is_complete(existing, video.video_id, settings):
+                report.skipped.append(video.video_id)
+                status = "skipped"
+            else:
+                try:
+                    arrays, meta = extract_video(video.path, settings)
+                except DvtError as exc:
+                    report.failed[video.video_id] = str(exc)
+                    writer.add_failure(video.video_id, str(exc))
+                    status = f"failed: {exc}"
+                else:
+                    writer.add_video(video.video_id, arrays, meta)
+                    report.done.append(video.video_id)
+                    report.frames += meta["num_frames"]
+                    status = "done"
+            if on_video is not None:
+                on_video(video.video_id, status)
+    return report

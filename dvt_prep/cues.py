@@ -1,0 +1,94 @@
+"""Per-frame motion cues from decoded frames and rasterised motion vectors (SPEC section 3).
+
+All functions work on one frame (or one pair of frames) so that a video never needs its
+full-resolution float cues in memory at once. Shapes use H, W for the frame, g for the cue grid.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from dvt_prep.motion_vectors import GRID
+
+PATCH = 16
+CUE_NAMES = ("rgb", "mv", "md", "rgbr", "rgbd", "tvl1")
+VALIDITY = {"mv": "mv_valid", "md": "md_valid"}
+CUE_GRIDS = (1, 2, 4, 8, 16)
+
+
+def cell_mean(image: np.ndarray, g: int) -> np.ndarray:
+    """Mean over each g x g cell of an (H, W, C) array: (ceil(H/g), ceil(W/g), C) float32.
+
+    Cells cut by the right or bottom border average the pixels they hold.
+    """
+    image = np.asarray(image, np.float32)
+    if g == 1:
+        return image
+    height, width, channels = image.shape
+    out_h, out_w = -(-height // g), -(-width // g)
+    if out_h * g == height and out_w * g == width:
+        # INTER_AREA with an integer factor is the exact cell mean, and far faster than numpy's
+        # reduction over strided axes.
+        pooled = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA)
+        return pooled.reshape(out_h, out_w, channels)
+    padded = np.zeros((out_h * g, out_w * g, channels), np.float32)
+    padded[:height, :width] = image
+    counts = np.zeros((out_h * g, out_w * g, 1), np.float32)
+    counts[:height, :width] = 1
+    sums = padded.reshape(out_h, g, out_w, g, channels).sum(axis=(1, 3))
+    return sums / counts.reshape(out_h, g, out_w, g, 1).sum(axis=(1, 3))
+
+
+def pixel_displacement(displacement: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-cell upsampling of a 4x4-grid field to pixels: (H, W, 2) float32."""
+    grid_h, grid_w = displacement.shape[:2]
+    per_pixel = cv2.resize(displacement, (grid_w * GRID, grid_h * GRID),
+                           interpolation=cv2.INTER_NEAREST)
+    return per_pixel[:height, :width]
+
+
+def motion_compensate(previous: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+    """Prediction of frame t from frame t-1: previous sampled bilinearly at p + d(p).
+
+    previous: (H, W, 3) uint8; displacement: (H/4, W/4, 2) float32 (dx, dy) on the 4x4 grid.
+    Returns (H, W, 3) float32. Positions outside the frame take the nearest border pixel.
+    """
+    height, width = previous.shape[:2]
+    per_pixel = pixel_displacement(displacement, height, width)
+    xs = np.arange(width, dtype=np.float32)[None, :] + per_pixel[..., 0]
+    ys = np.arange(height, dtype=np.float32)[:, None] + per_pixel[..., 1]
+    return cv2.remap(previous.astype(np.float32), xs, ys, interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def rgb_residual(frame: np.ndarray, previous: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+    """frame minus its motion-compensated prediction from previous: (H, W, 3) float32."""
+    return frame.astype(np.float32) - motion_compensate(previous, displacement)
+
+
+def motion_displacement(displacement: np.ndarray, valid: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-16x16-patch motion displacement from the 4x4-grid field of one frame.
+
+    displacement: (h, w, 2) float32 pixels; valid: (h, w) bool, with h, w in 4x4 cells.
+    Returns (md (Hp, Wp, 2) float32: mean displacement over the patch's inter-predicted cells,
+    0 where none; md_valid (Hp, Wp) float32: inter-predicted fraction of the patch's cells that
+    lie inside the frame).
+    """
+    per_patch = PATCH // GRID
+    height, width = valid.shape
+    out_h, out_w = -(-height // per_patch), -(-width // per_patch)
+    weights = np.zeros((out_h * per_patch, out_w * per_patch), np.float32)
+    weights[:height, :width] = valid
+    inside = np.zeros_like(weights)
+    inside[:height, :width] = 1
+    values = np.zeros((out_h * per_patch, out_w * per_patch, 2), np.float32)
+    values[:height, :width] = displacement * valid[..., None]
+
+    def patch_sum(array: np.ndarray) -> np.ndarray:
+        return array.reshape(out_h, per_patch, out_w, per_patch, *array.shape[2:]).sum(axis=(1, 3))
+
+    covered = patch_sum(weights)
+    md = patch_sum(values) / np.maximum(covered, 1)[..., None]
+    return md.astype(np.float32), (covered / patch_sum(inside)).astype(np.float32)

@@ -1,0 +1,225 @@
+"""Decoding with PyAV, in process: open a video, probe it, iterate frames with their motion vectors.
+
+Threading: frames are decoded with slice threading and one thread by default. Frame threading
+returns B-frame motion vectors that change from run to run, and dvt parallelises across videos.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import IO, Any
+
+import av
+import numpy as np
+
+from dvt_prep.errors import VideoError
+
+PathOrFile = str | os.PathLike | IO[bytes]
+
+# AVMotionVector as laid out by FFmpeg (libavutil/motion_vector.h), natural alignment.
+_AV_MOTION_VECTOR = np.dtype(
+    [
+        ("source", "<i4"),
+        ("w", "u1"),
+        ("h", "u1"),
+        ("src_x", "<i2"),
+        ("src_y", "<i2"),
+        ("dst_x", "<i2"),
+        ("dst_y", "<i2"),
+        ("flags", "<u8"),
+        ("motion_x", "<i4"),
+        ("motion_y", "<i4"),
+        ("motion_scale", "<u2"),
+    ],
+    align=True,
+)
+# mv-extractor's column order (SPEC section 4); `flags` is left out.
+MV_COLUMNS = (
+    "source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "motion_x", "motion_y", "motion_scale",
+)
+_PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "i", 6: "p", 7: "b"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a probe of a video stream says. Sizes in pixels, fps in frames per second."""
+
+    codec: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int  # as the container states it; 0 when unknown
+    duration_s: float
+    has_audio: bool
+
+
+@dataclass
+class DecodedFrame:
+    """One frame in display order.
+
+    rgb: (H, W, 3) uint8, or None when not asked for.
+    frame_type: "I", "P" or "B" (FFmpeg's picture type).
+    motion_vectors: (N, 10) int32 in mv-extractor's layout, or None when not asked for.
+    time_s: presentation time in seconds (None when the stream has no timestamps).
+    """
+
+    rgb: np.ndarray | None
+    frame_type: str
+    motion_vectors: np.ndarray | None
+    time_s: float | None
+
+
+def _name(source: PathOrFile) -> str:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<in-memory stream>"
+
+
+@contextmanager
+def open_video(source: PathOrFile, *, format: str | None = None) -> Iterator[Any]:
+    """Open a container for reading; every FFmpeg failure becomes one clear VideoError."""
+    name = _name(source)
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.exists(source):
+            raise VideoError(f"{name}: no such file; check the path")
+        if os.path.isdir(source):
+            raise VideoError(f"{name}: is a directory, not a video file")
+        if os.path.getsize(source) == 0:
+            raise VideoError(f"{name}: empty file (0 bytes); re-download or remove it")
+    try:
+        container = av.open(source if not isinstance(source, os.PathLike) else os.fspath(source),
+                            format=format)
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise VideoError(f"{name}: not a readable video ({_short(exc)}); check the file") from None
+    try:
+        if not container.streams.video:
+            raise VideoError(f"{name}: has no video stream")
+        yield container
+    finally:
+        container.close()
+
+
+def _short(exc: BaseException) -> str:
+    """FFmpeg's reason without its errno and file name."""
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def probe(source: PathOrFile) -> VideoInfo:
+    """Codec, size, frame rate and length of the first video stream, without decoding."""
+    with open_video(source) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+        duration = float(stream.duration * stream.time_base) if stream.duration else (
+            container.duration / av.time_base if container.duration else 0.0)
+        return VideoInfo(
+            codec=stream.codec_context.name,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=float(rate),
+            num_frames=int(stream.frames or 0),
+            duration_s=duration,
+            has_audio=bool(container.streams.audio),
+        )
+
+
+def iter_av_frames(
+    source: PathOrFile,
+    *,
+    motion_vectors: bool = False,
+    format: str | None = None,
+    threads: int = 1,
+) -> Iterator[Any]:
+    """Decode the first video stream in display order, yielding PyAV VideoFrames.
+
+    Raises VideoError with one line when the file cannot be opened or is corrupt part way.
+    """
+    name = _name(source)
+    with open_video(source, format=format) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        stream.thread_count = threads
+        if motion_vectors:
+            stream.codec_context.options = {"flags2": "+export_mvs"}
+        try:
+            yield from container.decode(stream)
+        except av.FFmpegError as exc:
+            raise VideoError(f"{name}: corrupt video data ({_short(exc)}); re-encode or "
+                             "remove the file") from None
+
+
+def frame_type(frame: Any) -> str:
+    """FFmpeg's picture type of a decoded frame: "I", "P", "B" (or "?")."""
+    return _PICT_TYPES.get(int(frame.pict_type), "?")
+
+
+def iter_frames(
+    source: PathOrFile,
+    *,
+    rgb: bool = True,
+    motion_vectors: bool = False,
+    format: str | None = None,
+    threads: int = 1,
+) -> Iterator[DecodedFrame]:
+    """Decode the first video stream in display order into numpy arrays (see DecodedFrame)."""
+    for frame in iter_av_frames(source, motion_vectors=motion_vectors, format=format,
+                                threads=threads):
+        yield DecodedFrame(
+            rgb=frame.to_ndarray(format="rgb24") if rgb else None,
+            frame_type=frame_type(frame),
+            motion_vectors=take_motion_vectors(frame) if motion_vectors else None,
+            time_s=float(frame.time) if frame.time is not None else None,
+        )
+
+
+_EMPTY_MVS = np.zeros((0, len(MV_COLUMNS)), np.int32)
+
+
+def take_motion_vectors(frame: Any) -> np.ndarray:
+    """The frame's MOTION_VECTORS side data as (N, 10) int32, then the side data is released."""
+    side_data = frame.side_data
+    vectors = side_data.get(av.sidedata.sidedata.Type.MOTION_VECTORS)
+    if vectors is None:
+        out = _EMPTY_MVS.copy()
+    else:
+        records = np.frombuffer(vectors, dtype=_AV_MOTION_VECTOR)
+        out = np.empty((len(records), len(MV_COLUMNS)), np.int32)
+        for column, field in enumerate(MV_COLUMNS):
+            out[:, column] = records[field]
+        del records
+    del vectors
+    _release_side_data(frame, side_data)
+    return out
+
+
+# PyAV caches the side-data container on the frame and the container points back at the frame,
+# so every frame whose side data was read stays alive until the cyclic garbage collector runs,
+# and the decoder keeps allocating new picture buffers. We break the cycle by clearing the
+# frame's cache slot, found once by looking for the container's address in the frame object.
+_side_data_slot: dict[type, int | None] = {}
+_py_decref = ctypes.pythonapi.Py_DecRef
+_py_decref.argtypes = [ctypes.py_object]
+_py_incref = ctypes.pythonapi.Py_IncRef
+_py_incref.argtypes = [ctypes.py_object]
+
+
+def _release_side_data(frame: Any, side_data: Any) -> None:
+    frame_type = type(frame)
+    if frame_type not in _side_data_slot:
+        size = frame_type.__basicsize__
+        offsets = [off for off in range(ctypes.sizeof(ctypes.c_void_p) * 2, size,
+                                        ctypes.sizeof(ctypes.c_void_p))
+                   if ctypes.c_void_p.from_address(id(frame) + off).value == id(side_data)]
+        _side_data_slot[frame_type] = offsets[0] if len(offsets) == 1 else None
+    offset = _side_data_slot[frame_type]
+    if offset is None:
+        return  # unknown layout: leave the cycle to the garbage collector
+    slot = ctypes.c_void_p.from_address(id(frame) + offset)
+    if slot.value != id(side_data):
+        return
+    _py_incref(None)
+    slot.value = id(None)
+    _py_decref(side_data)

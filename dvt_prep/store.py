@@ -1,0 +1,314 @@
+"""The zarr v3 store of cues: layout, writing and the read API (SPEC section 4).
+
+Layout (one hierarchy, many videos):
+
+    STORE/zarr.json                 root group; attributes {"dvt_store": {"layout": 1, ...}}
+    STORE/parts/<part>/             one group per flush of one writer, written once, never edited
+    STORE/parts/<part>/<array>      (F, ...) the frames of all the part's videos, back to back;
+                                    one shard per array, so one file per cue and part
+
+A part is committed when its group attributes list its videos (`videos`: id -> metadata with
+`offset` and `num_frames` into the part's arrays); that attribute is written last, by an atomic
+file replace. Readers ignore parts without it, so a crash at any moment leaves every video whole
+or absent, and several processes can write at once without ever sharing a shard. Video ids are
+never turned into paths. When a video is in several parts, the newest part wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BytesCodec
+
+from dvt_prep.codecs import JpegCodec
+from dvt_prep.errors import StoreError
+
+LAYOUT = 1
+PARTS = "parts"
+RGB_CODECS = ("jpeg", "lossless")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """How one array is kept on disk and what the read API returns.
+
+    With a scale, values are stored as round(value * scale) in disk_dtype and read back divided
+    by it: the error is at most 0.5 / scale.
+    """
+
+    disk_dtype: str
+    read_dtype: str
+    frames_per_chunk: int
+    scale: float | None = None
+
+
+ARRAYS: dict[str, ArraySpec] = {
+    "rgb": ArraySpec("uint8", "uint8", 1),
+    "mv": ArraySpec("int16", "float32", 16, scale=16),  # quarter-pel exact; 1/32 px otherwise
+    "mv_valid": ArraySpec("bool", "bool", 16),
+    "md": ArraySpec("float32", "float32", 16),  # small: kept exact
+    "md_valid": ArraySpec("float16", "float32", 16),  # multiples of 1/16: exact
+    "rgbr": ArraySpec("int16", "float32", 16, scale=2),  # within 0.25 grey levels
+    "rgbd": ArraySpec("int16", "float32", 16, scale=2),  # integers (g = 1) exact
+    "tvl1": ArraySpec("int16", "float32", 16, scale=32),  # within 1/64 px, up to 1024 px
+}
+
+
+def to_disk(name: str, data: np.ndarray) -> np.ndarray:
+    """An array as it is stored (quantised where the spec says so)."""
+    spec = ARRAYS[name]
+    if spec.scale is None:
+        return data.astype(spec.disk_dtype, copy=False)
+    limit = np.iinfo(spec.disk_dtype).max
+    return np.clip(np.rint(data * spec.scale), -limit, limit).astype(spec.disk_dtype)
+
+
+def from_disk(name: str, data: np.ndarray) -> np.ndarray:
+    """The read API's array (SPEC section 3 dtype) from what is stored."""
+    spec = ARRAYS[name]
+    if spec.scale is None:
+        return data.astype(spec.read_dtype, copy=False)
+    return data.astype(spec.read_dtype) * np.float32(1.0 / spec.scale)
+
+
+def _compressor(dtype: str) -> BloscCodec:
+    return BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle" if dtype == "bool" else "shuffle",
+                      typesize=np.dtype(dtype).itemsize)
+
+
+class StoreWriter:
+    """Adds videos to a store (creating it if needed); buffers them and writes parts.
+
+    One writer belongs to one process. Call `add_video` for each finished video, then `close`
+    (or use it as a context manager); videos become visible when their part is flushed.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, rgb_codec: str = "jpeg",
+                 jpeg_quality: int = 95, part_frames: int = 512) -> None:
+        if rgb_codec not in RGB_CODECS:
+            raise StoreError(f"unknown rgb codec {rgb_codec!r}; use one of {', '.join(RGB_CODECS)}")
+        self.path = os.fspath(path)
+        self.rgb_codec, self.jpeg_quality, self.part_frames = rgb_codec, jpeg_quality, part_frames
+        self._root = _open_root(self.path, create=True)
+        self._pending: list[tuple[str, dict[str, np.ndarray], dict]] = []
+        self._pending_failures: dict[str, str] = {}
+
+    def add_video(self, video_id: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Queue a finished video: arrays by name (section 3 shapes), JSON-able metadata."""
+        lengths = {name: len(array) for name, array in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"{video_id}: arrays differ in frame count: {lengths}")
+        self._pending.append((video_id, arrays, meta))
+        self._pending_failures.pop(video_id, None)
+        if sum(len(next(iter(a.values()))) for _, a, _ in self._pending) >= self.part_frames:
+            self.flush()
+
+    def add_failure(self, video_id: str, reason: str) -> None:
+        """Record that a video failed, with its one-line reason."""
+        self._pending_failures[video_id] = reason
+
+    def flush(self) -> None:
+        """Write every queued video and failure to new parts and commit them."""
+        groups: dict[tuple, list] = {}
+        for video_id, arrays, meta in self._pending:
+            layout = tuple(sorted((name, array.shape[1:]) for name, array in arrays.items()))
+            groups.setdefault(layout, []).append((video_id, arrays, meta))
+        failures, self._pending, self._pending_failures = self._pending_failures, [], {}
+        for index, videos in enumerate(groups.values()):
+            self._write_part(videos, failures if index == 0 else {})
+        if failures and not groups:
+            self._write_part([], failures)
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write_part(self, videos: list, failures: dict[str, str]) -> None:
+        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            group = self._root.require_group(PARTS).create_group(name)
+            entries: dict[str, dict] = {}
+            offset = 0
+            for video_id, arrays, meta in videos:
+                frames = len(next(iter(arrays.values())))
+                entries[video_id] = {**meta, "offset": offset, "num_frames": frames}
+                offset += frames
+            if videos:
+                for array_name in videos[0][1]:
+                    data = np.concatenate([arrays[array_name] for _, arrays, _ in videos])
+                    self._write_array(group, array_name, data)
+            group.attrs.update({"videos": entries, "failures": failures})  # the commit
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write the store ({exc.strerror or exc}); "
+                             "check free space and permissions") from None
+
+    def _write_array(self, group: zarr.Group, name: str, data: np.ndarray) -> None:
+        spec = ARRAYS[name]
+        data = to_disk(name, data)
+        per_chunk = min(spec.frames_per_chunk, len(data))
+        chunks = (per_chunk, *data.shape[1:])
+        shards = (-(-len(data) // per_chunk) * per_chunk, *data.shape[1:])
+        if name == "rgb" and self.rgb_codec == "jpeg":
+            serializer, compressors = JpegCodec(quality=self.jpeg_quality), None
+        else:
+            serializer, compressors = BytesCodec(), _compressor(spec.disk_dtype)
+        array = group.create_array(name, shape=data.shape, dtype=spec.disk_dtype, chunks=chunks,
+                                   shards=shards, serializer=serializer, compressors=compressors,
+                                   fill_value=0)
+        array[...] = data
+
+
+class Store:
+    """Read access to a store: video ids, per-video metadata and cue arrays."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self._root = _open_root(self.path, create=False)
+        self._arrays: dict[tuple[str, str], zarr.Array] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read which parts are committed (for a store that is being written)."""
+        videos: dict[str, tuple[str, dict]] = {}
+        failures: dict[str, str] = {}
+        parts = self._root.get(PARTS)
+        names = sorted(parts.group_keys()) if parts is not None else []
+        self.uncommitted_parts = 0
+        for name in names:  # oldest first, so newer parts overwrite
+            attrs = _part_attributes(parts, name)
+            if attrs is None:
+                self.uncommitted_parts += 1
+                continue
+            for video_id, entry in attrs["videos"].items():
+                videos[video_id] = (name, entry)
+            failures.update(attrs.get("failures", {}))
+        self._videos = videos
+        self._failures = {k: v for k, v in failures.items() if k not in videos}
+        self.num_parts = len(names)
+
+    @property
+    def video_ids(self) -> list[str]:
+        """Ids of the complete videos, sorted."""
+        return sorted(self._videos)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Videos whose last attempt failed and that are not in the store: id -> reason."""
+        return dict(self._failures)
+
+    def __contains__(self, video_id: str) -> bool:
+        return video_id in self._videos
+
+    def __len__(self) -> int:
+        return len(self._videos)
+
+    def meta(self, video_id: str) -> dict:
+        """Per-video metadata (SPEC section 4) as a new dict."""
+        entry = self._entry(video_id)[1]
+        return {k: v for k, v in entry.items() if k != "offset"}
+
+    def cues(self, video_id: str) -> list[str]:
+        """Names of the arrays stored for a video (cues and their validity arrays)."""
+        return list(self._entry(video_id)[1]["arrays"])
+
+    def read(self, video_id: str, cue: str, start: int | None = None, stop: int | None = None
+             ) -> np.ndarray:
+        """Frames [start, stop) of one cue, in the dtype and shape of SPEC section 3."""
+        part, entry = self._entry(video_id)
+        if cue not in entry["arrays"]:
+            raise StoreError(f"{self.path}: video {video_id!r} has no cue {cue!r} "
+                             f"(it has {', '.join(entry['arrays'])}); prep it with --cues {cue}")
+        first, last, _ = slice(start, stop).indices(entry["num_frames"])
+        array = self._array(part, cue)
+        offset = entry["offset"]
+        return from_disk(cue, array[offset + first: offset + max(first, last)])
+
+    def nbytes(self) -> dict[str, int]:
+        """Bytes on disk per array name, summed over parts (local stores only)."""
+        totals: dict[str, int] = {}
+        parts_dir = os.path.join(self.path, PARTS)
+        for part in os.listdir(parts_dir) if os.path.isdir(parts_dir) else []:
+            for array_name in ARRAYS:
+                folder = os.path.join(parts_dir, part, array_name)
+                for dirpath, _, files in os.walk(folder):
+                    totals[array_name] = totals.get(array_name, 0) + sum(
+                        os.path.getsize(os.path.join(dirpath, f)) for f in files)
+        return totals
+
+    def _entry(self, video_id: str) -> tuple[str, dict]:
+        try:
+            return self._videos[video_id]
+        except KeyError:
+            raise StoreError(f"{self.path}: no video {video_id!r} in the store; "
+                             "`dvt inspect` lists what is there") from None
+
+    def _array(self, part: str, name: str) -> zarr.Array:
+        key = (part, name)
+        if key not in self._arrays:
+            self._arrays[key] = self._root[f"{PARTS}/{part}/{name}"]
+        return self._arrays[key]
+
+
+def _part_attributes(parts: zarr.Group, name: str) -> dict | None:
+    try:
+        attrs = dict(parts[name].attrs)
+    except (KeyError, ValueError, json.JSONDecodeError, OSError):
+        return None
+    return attrs if isinstance(attrs.get("videos"), dict) else None
+
+
+def _open_root(path: str, *, create: bool) -> zarr.Group:
+    from dvt_prep import __version__
+
+    if not create and not os.path.exists(path) and "://" not in path:
+        raise StoreError(f"{path}: no such store; create it with `dvt prep ... -o {path}`")
+    try:
+        if create:
+            if "://" not in path:
+                os.makedirs(path, exist_ok=True)
+                if not os.access(path, os.W_OK):
+                    raise PermissionError(13, "permission denied")
+            root = zarr.open_group(path, mode="a")
+            if "dvt_store" not in root.attrs:
+                if any(True for _ in root.keys()):
+                    raise StoreError(f"{path}: exists and is not a dvt store; choose another -o")
+                root.attrs["dvt_store"] = {"layout": LAYOUT, "created_by": f"dvt {__version__}"}
+        else:
+            root = zarr.open_group(path, mode="r")
+    except StoreError:
+        raise
+    except (OSError, FileNotFoundError) as exc:
+        reason = exc.strerror or str(exc)
+        raise StoreError(f"{path}: cannot open the store ({reason}); check the path and "
+                         "permissions") from None
+    except Exception as exc:  # zarr raises several types for a folder that is not a zarr group
+        raise StoreError(f"{path}: not a zarr store ({type(exc).__name__}); check the path") \
+            from None
+    info = root.attrs.get("dvt_store")
+    if not isinstance(info, dict) or info.get("layout") != LAYOUT:
+        raise StoreError(f"{path}: not a dvt store (layout {LAYOUT}); check the path")
+    return root
+
+
+def open_store(path: str | os.PathLike, mode: str = "r") -> Store:
+    """Open a store for reading (SPEC section 4). Only mode "r" is supported."""
+    if mode != "r":
+        raise ValueError("open_store is read-only; write with dvt_prep.store.StoreWriter")
+    return Store(path)
+
+
+def iter_parts(path: str | os.PathLike) -> Iterable[str]:
+    """Names of the store's part groups, committed or not (for tools and tests)."""
+    return sorted(_open_root(os.fspath(path), create=False)[PARTS].group_keys())
