@@ -9,7 +9,6 @@ from dvt_prep.cues import cell_mean
 from dvt_prep.encode import EncodeSettings
 from dvt_prep.extract import PrepSettings, extract_video
 from dvt_prep.synthetic import write_translating_video
-
 from tests.conftest import VIDEO_SPECS
 
 MOTIONS = {name: (spec["dx"], spec["dy"]) for name, spec in VIDEO_SPECS.items()}

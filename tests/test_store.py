@@ -1,0 +1,102 @@
+"""The store: quantisation bounds of what it returns, atomic parts, ranges, newest part wins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dvt_prep import StoreError, StoreWriter, open_store
+from dvt_prep.encode import EncodeSettings
+from dvt_prep.extract import PrepSettings, extract_video
+from dvt_prep.store import PARTS
+
+ALL_CUES = ("rgb", "mv", "md", "rgbr", "rgbd", "tvl1")
+
+
+@pytest.fixture(scope="module")
+def extracted(video_dir):
+    settings = PrepSettings(cues=ALL_CUES, cue_grid=1, encode=EncodeSettings(size=128))
+    return extract_video(str(video_dir / "landscape_sub.mp4"), settings)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+@pytest.mark.parametrize("rgb_codec", ["jpeg", "lossless"])
+def test_quantisation_bounds_of_what_the_store_returns(tmp_path, extracted, rgb_codec):
+    arrays, meta = extracted
+    with StoreWriter(tmp_path / "s.zarr", rgb_codec=rgb_codec) as writer:
+        writer.add_video("v", arrays, meta)
+    store = open_store(tmp_path / "s.zarr")
+    read = {name: store.read("v", name) for name in arrays}
+    for name, array in arrays.items():
+        assert read[name].shape == array.shape, name
+        assert read[name].dtype == {"rgb": np.uint8, "mv_valid": np.bool_}.get(name, np.float32)
+    assert np.abs(read["tvl1"] - arrays["tvl1"]).max() <= 0.1
+    for name in ("rgbr", "rgbd"):
+        assert np.abs(read[name] - arrays[name]).max() <= 1.0, name
+    assert np.array_equal(read["rgbd"], arrays["rgbd"])  # integers at grid 1: exact
+    for name in ("mv", "mv_valid", "md", "md_valid"):
+        assert np.array_equal(read[name], arrays[name]), name
+    if rgb_codec == "lossless":
+        assert np.array_equal(read["rgb"], arrays["rgb"])
+    else:
+        assert min(_psnr(r, a) for r, a in zip(read["rgb"], arrays["rgb"], strict=True)) >= 40
+
+
+def test_frame_ranges_and_several_videos_in_one_part(tmp_path, extracted):
+    arrays, meta = extracted
+    shifted = {k: (v[::-1].copy() if k != "rgb" else v) for k, v in arrays.items()}
+    with StoreWriter(tmp_path / "s.zarr", rgb_codec="lossless") as writer:
+        writer.add_video("a/first", arrays, meta)
+        writer.add_video("b/second", shifted, meta)
+    store = open_store(tmp_path / "s.zarr")
+    assert store.video_ids == ["a/first", "b/second"]
+    assert store.num_parts == 1
+    assert np.array_equal(store.read("a/first", "rgb", start=8, stop=12), arrays["rgb"][8:12])
+    assert np.array_equal(store.read("b/second", "md", start=3), shifted["md"][3:])
+    assert store.read("a/first", "md", start=5, stop=5).shape[0] == 0
+    assert store.meta("a/first")["frame_types"] == meta["frame_types"]
+    assert "offset" not in store.meta("b/second")
+    with pytest.raises(StoreError, match="no video"):
+        store.read("missing", "md")
+
+
+def test_uncommitted_part_is_invisible_and_newest_part_wins(tmp_path, extracted):
+    arrays, meta = extracted
+    path = tmp_path / "s.zarr"
+    with StoreWriter(path) as writer:
+        writer.add_video("v", {"md": arrays["md"], "md_valid": arrays["md_valid"]}, meta)
+    before = open_store(path).read("v", "md")
+    # A writer killed between its arrays and its commit leaves a part without `videos`.
+    import zarr
+
+    root = zarr.open_group(str(path), mode="a")
+    orphan = root[PARTS].create_group("99999999999999999999-crashed")
+    orphan.create_array("md", shape=(4, 2, 2, 2), dtype="float32")[...] = 7.0
+    store = open_store(path)
+    assert store.video_ids == ["v"] and store.uncommitted_parts == 1
+    assert np.array_equal(store.read("v", "md"), before)
+    # A later part with the same video replaces it; a failure record does not hide a success.
+    with StoreWriter(path) as writer:
+        writer.add_failure("v", "it failed once")
+        writer.add_failure("w", "broken file")
+    with StoreWriter(path) as writer:
+        writer.add_video("v", {"md": arrays["md"] * 0, "md_valid": arrays["md_valid"]}, meta)
+    store = open_store(path)
+    assert not store.read("v", "md").any()
+    assert store.failures == {"w": "broken file"}
+
+
+def test_open_store_errors(tmp_path):
+    with pytest.raises(StoreError, match="no such store"):
+        open_store(tmp_path / "missing.zarr")
+    import zarr
+
+    zarr.open_group(str(tmp_path / "other.zarr"), mode="w").attrs["x"] = 1
+    with pytest.raises(StoreError, match="not a dvt store"):
+        open_store(tmp_path / "other.zarr")
+    with pytest.raises(ValueError):
+        open_store(tmp_path / "other.zarr", mode="w")
