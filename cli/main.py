@@ -37,11 +37,13 @@ def main(debug: bool) -> None:
 
 
 def _register() -> None:
+    from cli.bench_cmd import bench
     from cli.inspect_cmd import inspect
     from cli.prep_cmd import prep
 
     main.add_command(prep)
     main.add_command(inspect)
+    main.add_command(bench)
 
 
 _register()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dvt_prep.decode import PathOrFile, iter_frames
+from dvt_prep.decode import PathOrFile, frame_type, iter_av_frames, take_motion_vectors
 
 GRID = 4  # the finest partition of H.264 motion, pixels
 SOURCE, W, H, SRC_X, SRC_Y, DST_X, DST_Y, MOTION_X, MOTION_Y, MOTION_SCALE = range(10)
@@ -25,8 +25,8 @@ def motion_vectors(source: PathOrFile, *, format: str | None = None
     vectors: (N, 10) int32 in mv-extractor's columns: source, w, h, src_x, src_y, dst_x, dst_y,
     motion_x, motion_y, motion_scale; (0, 10) for intra frames.
     """
-    for frame in iter_frames(source, rgb=False, motion_vectors=True, format=format):
-        yield frame.frame_type, frame.motion_vectors
+    for frame in iter_av_frames(source, motion_vectors=True, format=format):
+        yield frame_type(frame), take_motion_vectors(frame)
 
 
 def reference_distances(frame_types: str) -> list[tuple[int | None, int | None]]:
