@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from dvt_prep.batch import prep_videos
 from dvt_prep.cues import CUE_GRIDS, CUE_NAMES
 from dvt_prep.encode import EncodeSettings
 from dvt_prep.errors import InputError
 from dvt_prep.extract import DEFAULT_CUES, PrepSettings
 from dvt_prep.inputs import collect_inputs
+from dvt_prep.parallel import prep_parallel
 
 
 def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -40,11 +40,18 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--preset", default="superfast", show_default=True, help="x264 preset.")
 @click.option("--no-reencode", is_flag=True,
               help="Use the source stream's own motion vectors (no canonical re-encode).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (local pool or LocalCluster).")
+@click.option("--executor", default="local", show_default=True,
+              type=click.Choice(["local", "dask"]), help="Process pool or Dask.")
+@click.option("--scheduler", default="local", show_default=True,
+              help="Dask scheduler address, or 'local' for a LocalCluster.")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          fps: float | None, cue_grid: str, rgb_codec: str, gop: int, crf: int, preset: str,
-         no_reencode: bool, allow_failures: bool, quiet: bool) -> None:
+         no_reencode: bool, workers: int, executor: str, scheduler: str, allow_failures: bool,
+         quiet: bool) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists) into STORE."""
     try:
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
@@ -60,7 +67,8 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
         if not quiet:
             click.echo(f"{video_id}: {status}", err=status.startswith("failed"))
 
-    report = prep_videos(videos, output, settings, on_video=progress)
+    report = prep_parallel(videos, output, settings, workers=workers, executor=executor,
+                           scheduler=scheduler, on_video=progress)
     click.echo(report.summary())
     if report.failed and not allow_failures:
         sys.exit(1)

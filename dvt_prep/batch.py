@@ -13,12 +13,22 @@ from dvt_prep.store import Store, StoreWriter
 
 @dataclass
 class PrepReport:
-    """What a run did: ids done, skipped (already complete), failed (id -> reason)."""
+    """What a run did: ids done, skipped (already complete), failed (id -> reason), and each
+    video's status line in the order they finished."""
 
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     frames: int = 0
+    statuses: list[tuple[str, str]] = field(default_factory=list)
+
+    def merge(self, other: PrepReport) -> None:
+        """Add another run's counts (from another worker) to this one."""
+        self.done += other.done
+        self.skipped += other.skipped
+        self.failed.update(other.failed)
+        self.frames += other.frames
+        self.statuses += other.statuses
 
     def summary(self) -> str:
         line = (f"{len(self.done)} done, {len(self.skipped)} skipped, "
@@ -61,6 +71,7 @@ def prep_videos(videos: list[VideoInput], output: str, settings: PrepSettings,
                     report.done.append(video.video_id)
                     report.frames += meta["num_frames"]
                     status = "done"
+            report.statuses.append((video.video_id, status))
             if on_video is not None:
                 on_video(video.video_id, status)
     return report

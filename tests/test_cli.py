@@ -117,3 +117,11 @@ def test_read_only_output_folder(tmp_path, video_dir):
     folder.chmod(0o555)
     result = run_dvt("prep", video_dir / "landscape_sub.mp4", "-o", folder / "s.zarr")
     assert result.exit_code != 0 and "cannot" in _one_error_line(result.output)
+
+
+def test_prep_with_two_workers(tmp_path, video_dir):
+    result = run_dvt("prep", video_dir, "-o", tmp_path / "s.zarr", "--cues", "md",
+                     "--size", "128", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "3 done, 0 skipped, 0 failed" in result.output
+    assert len(open_store(tmp_path / "s.zarr").video_ids) == 3
