@@ -46,11 +46,13 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               type=click.Choice(["local", "dask"]), help="Process pool or Dask.")
 @click.option("--scheduler", default="local", show_default=True,
               help="Dask scheduler address, or 'local' for a LocalCluster.")
+@click.option("--retry-failed", is_flag=True, help="Try videos that failed before again.")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          fps: float | None, cue_grid: str, rgb_codec: str, gop: int, crf: int, preset: str,
-         no_reencode: bool, workers: int, executor: str, scheduler: str, allow_failures: bool,
+         no_reencode: bool, workers: int, executor: str, scheduler: str, retry_failed: bool,
+         allow_failures: bool,
          quiet: bool) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists) into STORE."""
     try:
@@ -68,7 +70,7 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
             click.echo(f"{video_id}: {status}", err=status.startswith("failed"))
 
     report = prep_parallel(videos, output, settings, workers=workers, executor=executor,
-                           scheduler=scheduler, on_video=progress)
+                           scheduler=scheduler, retry_failed=retry_failed, on_video=progress)
     click.echo(report.summary())
     if report.failed and not allow_failures:
         sys.exit(1)

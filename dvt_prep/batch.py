@@ -46,19 +46,27 @@ def is_complete(store: Store, video_id: str, settings: PrepSettings) -> bool:
 
 
 def prep_videos(videos: list[VideoInput], output: str, settings: PrepSettings,
-                on_video: Callable[[str, str], None] | None = None) -> PrepReport:
+                on_video: Callable[[str, str], None] | None = None, *,
+                retry_failed: bool = False) -> PrepReport:
     """Prep videos one after another into the store at `output`.
 
     on_video(video_id, status) is called after each video with status "done", "skipped" or
-    "failed: <reason>". Failures are recorded in the store and do not stop the run.
+    "failed: <reason>". Failures are recorded in the store and do not stop the run. A video
+    that failed in an earlier run is reported as failed again with its recorded reason, and
+    tried again only with retry_failed.
     """
     report = PrepReport()
     with StoreWriter(output, rgb_codec=settings.rgb_codec) as writer:
         existing = Store(output)
+        earlier_failures = {} if retry_failed else existing.failures
         for video in videos:
             if is_complete(existing, video.video_id, settings):
                 report.skipped.append(video.video_id)
                 status = "skipped"
+            elif video.video_id in earlier_failures:
+                reason = f"{earlier_failures[video.video_id]} (earlier run; --retry-failed)"
+                report.failed[video.video_id] = reason
+                status = f"failed: {reason}"
             else:
                 try:
                     arrays, meta = extract_video(video.path, settings)

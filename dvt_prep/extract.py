@@ -69,8 +69,6 @@ def extract_video(path: str, settings: PrepSettings = PrepSettings()
     from dvt_prep import __version__
 
     info = probe(path)
-    if info.codec in ("rawvideo",) and not settings.reencode:
-        raise VideoError(f"{path}: codec {info.codec} has no motion vectors; drop --no-reencode")
     if settings.reencode:
         stream, stream_format = io.BytesIO(encode_canonical(path, settings.encode)), "h264"
         encode = {"mode": "canonical", "encoder": "libx264", **settings.encode.as_dict()}

@@ -18,9 +18,10 @@ from dvt_prep.inputs import VideoInput
 Progress = Callable[[str, str], None]
 
 
-def prep_chunk(videos: list[VideoInput], output: str, settings: PrepSettings) -> PrepReport:
+def prep_chunk(videos: list[VideoInput], output: str, settings: PrepSettings,
+               retry_failed: bool = False) -> PrepReport:
     """Prep `videos` into the store at `output` with one writer; the pool's and Dask's task."""
-    return prep_videos(videos, output, settings)
+    return prep_videos(videos, output, settings, retry_failed=retry_failed)
 
 
 def chunks(videos: list[VideoInput], size: int) -> Iterator[list[VideoInput]]:
@@ -37,7 +38,8 @@ def _merge(total: PrepReport, part: PrepReport, on_video: Progress | None) -> No
 
 def prep_parallel(videos: list[VideoInput], output: str, settings: PrepSettings, *,
                   workers: int = 1, executor: str = "local", scheduler: str | None = None,
-                  chunk_size: int = 4, on_video: Progress | None = None) -> PrepReport:
+                  chunk_size: int = 4, retry_failed: bool = False,
+                  on_video: Progress | None = None) -> PrepReport:
     """Prep videos with `workers` processes ("local") or on a Dask cluster ("dask").
 
     scheduler: a Dask scheduler address, or "local" (the default) to start a LocalCluster with
@@ -45,11 +47,12 @@ def prep_parallel(videos: list[VideoInput], output: str, settings: PrepSettings,
     """
     report = PrepReport()
     if executor == "local" and workers <= 1:
-        return prep_videos(videos, output, settings, on_video=on_video)
+        return prep_videos(videos, output, settings, on_video=on_video,
+                           retry_failed=retry_failed)
     work = list(chunks(videos, chunk_size))
     if executor == "local":
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(prep_chunk, chunk, output, settings) for chunk in work]
+            futures = [pool.submit(prep_chunk, chunk, output, settings, retry_failed) for chunk in work]
             for future in as_completed(futures):
                 _merge(report, future.result(), on_video)
         return report
@@ -73,7 +76,7 @@ def prep_parallel(videos: list[VideoInput], output: str, settings: PrepSettings,
             raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); check "
                              "the address") from None
     try:
-        futures = [client.submit(prep_chunk, chunk, output, settings, pure=False)
+        futures = [client.submit(prep_chunk, chunk, output, settings, retry_failed, pure=False)
                    for chunk in work]
         for future in dask_completed(futures):
             _merge(report, future.result(), on_video)

@@ -86,6 +86,14 @@ def test_bad_inputs_one_line_nonzero_and_store_unchanged(tmp_path, video_dir):
     failures = open_store(store).failures
     assert set(failures) == {"truncated", "empty", "text"}
     assert all("\n" not in reason for reason in failures.values())
+    # A rerun reports the earlier failure without trying; --retry-failed tries again.
+    (bad / "empty.mp4").write_bytes((video_dir / "landscape_odd.mp4").read_bytes())
+    rerun = run_dvt("prep", bad / "empty.mp4", "-o", store, "--cues", CUES, "--size", "128")
+    assert rerun.exit_code == 1 and "--retry-failed" in rerun.output
+    retry = run_dvt("prep", bad / "empty.mp4", "-o", store, "--cues", CUES, "--size", "128",
+                    "--retry-failed")
+    assert retry.exit_code == 0 and "1 done" in retry.output
+    assert set(open_store(store).failures) == {"truncated", "text"}
 
 
 def test_usage_errors_are_one_line(tmp_path, video_dir):
