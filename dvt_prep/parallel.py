@@ -14,6 +14,7 @@ from dvt_prep.batch import PrepReport, prep_videos
 from dvt_prep.errors import InputError
 from dvt_prep.extract import PrepSettings
 from dvt_prep.inputs import VideoInput
+from dvt_prep.store import create_store
 
 Progress = Callable[[str, str], None]
 
@@ -49,6 +50,7 @@ def prep_parallel(videos: list[VideoInput], output: str, settings: PrepSettings,
     if executor == "local" and workers <= 1:
         return prep_videos(videos, output, settings, on_video=on_video,
                            retry_failed=retry_failed)
+    create_store(output)  # once, before any worker: zarr's group creation is not race-safe
     work = list(chunks(videos, chunk_size))
     if executor == "local":
         with ProcessPoolExecutor(max_workers=workers) as pool:

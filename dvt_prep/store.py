@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import zarr
+import zarr.errors
 from zarr.codecs import BloscCodec, BytesCodec
 
 from dvt_prep.codecs import JpegCodec
@@ -96,7 +97,7 @@ class StoreWriter:
             raise StoreError(f"unknown rgb codec {rgb_codec!r}; use one of {', '.join(RGB_CODECS)}")
         self.path = os.fspath(path)
         self.rgb_codec, self.jpeg_quality, self.part_frames = rgb_codec, jpeg_quality, part_frames
-        self._root = _open_root(self.path, create=True)
+        self._root = create_store(self.path)
         self._pending: list[tuple[str, dict[str, np.ndarray], dict]] = []
         self._pending_failures: dict[str, str] = {}
 
@@ -138,7 +139,7 @@ class StoreWriter:
     def _write_part(self, videos: list, failures: dict[str, str]) -> None:
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
-            group = self._root.require_group(PARTS).create_group(name)
+            group = self._root[PARTS].create_group(name)
             entries: dict[str, dict] = {}
             offset = 0
             for video_id, arrays, meta in videos:
@@ -287,7 +288,7 @@ def _open_root(path: str, *, create: bool) -> zarr.Group:
                 root.attrs["dvt_store"] = {"layout": LAYOUT, "created_by": f"dvt {__version__}"}
         else:
             root = zarr.open_group(path, mode="r")
-    except StoreError:
+    except (StoreError, zarr.errors.ContainsGroupError):
         raise
     except (OSError, FileNotFoundError) as exc:
         reason = exc.strerror or str(exc)
@@ -300,6 +301,24 @@ def _open_root(path: str, *, create: bool) -> zarr.Group:
     if not isinstance(info, dict) or info.get("layout") != LAYOUT:
         raise StoreError(f"{path}: not a dvt store (layout {LAYOUT}); check the path")
     return root
+
+
+def create_store(path: str | os.PathLike) -> zarr.Group:
+    """Create the store's root and parts groups if needed; returns the root group.
+
+    Call it once before starting parallel writers: zarr's group creation is not safe against
+    another process creating the same group at the same moment.
+    """
+    path = os.fspath(path)
+    for attempt in range(5):
+        try:
+            root = _open_root(path, create=True)
+            if PARTS not in root:
+                root.create_group(PARTS)
+            return root
+        except zarr.errors.ContainsGroupError:  # another process won the race: open theirs
+            time.sleep(0.05 * (attempt + 1))
+    return _open_root(path, create=False)
 
 
 def open_store(path: str | os.PathLike, mode: str = "r") -> Store:

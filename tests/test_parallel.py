@@ -42,3 +42,21 @@ def test_two_workers_equal_one(video_dir, tmp_path, sequential, executor):
     for key, array in sequential.items():
         assert np.array_equal(content[key], array), key
     assert open_store(path).num_parts == 3  # one part per chunk: writers never share one
+
+
+def test_four_workers_over_200_tiny_videos_lose_none(tmp_path):
+    from dvt_prep.synthetic import write_video
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(200):
+        frames = rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+        write_video(folder / f"t{index:03d}.mp4", frames, crf=30)
+    settings = PrepSettings(cues=("rgb", "md"), encode=EncodeSettings(size=32))
+    report = prep_parallel(collect_inputs([str(folder)]), str(tmp_path / "s.zarr"), settings,
+                           workers=4, chunk_size=8)
+    assert len(report.done) == 200 and not report.failed
+    store = open_store(tmp_path / "s.zarr")
+    assert len(store.video_ids) == 200
+    assert all(store.read(v, "rgb").shape == (3, 32, 32, 3) for v in store.video_ids)
