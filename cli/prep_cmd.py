@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from tqdm import tqdm
 
 from dvt_prep.cues import CUE_GRIDS, CUE_NAMES
 from dvt_prep.encode import EncodeSettings
@@ -48,12 +49,13 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               help="Dask scheduler address, or 'local' for a LocalCluster.")
 @click.option("--retry-failed", is_flag=True, help="Try videos that failed before again.")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; print only the summary.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False),
+              help="Append one line per video (id, status) to this file.")
 def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          fps: float | None, cue_grid: str, rgb_codec: str, gop: int, crf: int, preset: str,
          no_reencode: bool, workers: int, executor: str, scheduler: str, retry_failed: bool,
-         allow_failures: bool,
-         quiet: bool) -> None:
+         allow_failures: bool, quiet: bool, log_path: str | None) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists) into STORE."""
     try:
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
@@ -65,12 +67,31 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
     if not videos:
         raise InputError(f"no video files found in {', '.join(inputs)}; check the paths")
 
-    def progress(video_id: str, status: str) -> None:
-        if not quiet:
-            click.echo(f"{video_id}: {status}", err=status.startswith("failed"))
+    log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+    bar = tqdm(total=len(videos), unit="video", disable=quiet, dynamic_ncols=True)
+    counts = {"frames": 0, "failed": 0}
 
-    report = prep_parallel(videos, output, settings, workers=workers, executor=executor,
-                           scheduler=scheduler, retry_failed=retry_failed, on_video=progress)
+    def progress(video_id: str, status: str, frames: int) -> None:
+        counts["frames"] += frames
+        counts["failed"] += status.startswith("failed")
+        elapsed = max(bar.format_dict["elapsed"], 1e-6)
+        bar.set_postfix(frames_per_s=f"{counts['frames'] / elapsed:.0f}",
+                        failed=counts["failed"], refresh=False)
+        bar.update(1)
+        if status.startswith("failed") and not quiet:
+            bar.write(f"{video_id}: {status}", file=sys.stderr)
+        if log is not None:
+            log.write(f"{video_id}\t{status}\n")
+            log.flush()
+
+    try:
+        report = prep_parallel(videos, output, settings, workers=workers, executor=executor,
+                               scheduler=scheduler, retry_failed=retry_failed,
+                               on_video=progress)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
     click.echo(report.summary())
     if report.failed and not allow_failures:
         sys.exit(1)

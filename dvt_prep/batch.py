@@ -20,7 +20,7 @@ class PrepReport:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     frames: int = 0
-    statuses: list[tuple[str, str]] = field(default_factory=list)
+    statuses: list[tuple[str, str, int]] = field(default_factory=list)
 
     def merge(self, other: PrepReport) -> None:
         """Add another run's counts (from another worker) to this one."""
@@ -46,12 +46,12 @@ def is_complete(store: Store, video_id: str, settings: PrepSettings) -> bool:
 
 
 def prep_videos(videos: list[VideoInput], output: str, settings: PrepSettings,
-                on_video: Callable[[str, str], None] | None = None, *,
+                on_video: Callable[[str, str, int], None] | None = None, *,
                 retry_failed: bool = False) -> PrepReport:
     """Prep videos one after another into the store at `output`.
 
-    on_video(video_id, status) is called after each video with status "done", "skipped" or
-    "failed: <reason>". Failures are recorded in the store and do not stop the run. A video
+    on_video(video_id, status, frames) is called after each video with status "done",
+    "skipped" or "failed: <reason>" and the frames it prepped. Failures are recorded in the store and do not stop the run. A video
     that failed in an earlier run is reported as failed again with its recorded reason, and
     tried again only with retry_failed.
     """
@@ -62,24 +62,25 @@ def prep_videos(videos: list[VideoInput], output: str, settings: PrepSettings,
         for video in videos:
             if is_complete(existing, video.video_id, settings):
                 report.skipped.append(video.video_id)
-                status = "skipped"
+                status, frames = "skipped", 0
             elif video.video_id in earlier_failures:
                 reason = f"{earlier_failures[video.video_id]} (earlier run; --retry-failed)"
                 report.failed[video.video_id] = reason
-                status = f"failed: {reason}"
+                status, frames = f"failed: {reason}", 0
             else:
                 try:
                     arrays, meta = extract_video(video.path, settings)
                 except DvtError as exc:
                     report.failed[video.video_id] = str(exc)
                     writer.add_failure(video.video_id, str(exc))
-                    status = f"failed: {exc}"
+                    status, frames = f"failed: {exc}", 0
                 else:
                     writer.add_video(video.video_id, arrays, meta)
                     report.done.append(video.video_id)
-                    report.frames += meta["num_frames"]
+                    frames = meta["num_frames"]
+                    report.frames += frames
                     status = "done"
-            report.statuses.append((video.video_id, status))
+            report.statuses.append((video.video_id, status, frames))
             if on_video is not None:
-                on_video(video.video_id, status)
+                on_video(video.video_id, status, frames)
     return report

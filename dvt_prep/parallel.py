@@ -16,7 +16,7 @@ from dvt_prep.extract import PrepSettings
 from dvt_prep.inputs import VideoInput
 from dvt_prep.store import create_store
 
-Progress = Callable[[str, str], None]
+Progress = Callable[[str, str, int], None]  # video id, status, frames
 
 
 def prep_chunk(videos: list[VideoInput], output: str, settings: PrepSettings,
@@ -33,8 +33,8 @@ def chunks(videos: list[VideoInput], size: int) -> Iterator[list[VideoInput]]:
 def _merge(total: PrepReport, part: PrepReport, on_video: Progress | None) -> None:
     total.merge(part)
     if on_video is not None:
-        for video_id, status in part.statuses:
-            on_video(video_id, status)
+        for video_id, status, frames in part.statuses:
+            on_video(video_id, status, frames)
 
 
 def prep_parallel(videos: list[VideoInput], output: str, settings: PrepSettings, *,

@@ -35,7 +35,7 @@ def test_two_workers_equal_one(video_dir, tmp_path, sequential, executor):
     seen = []
     report = prep_parallel(collect_inputs([str(video_dir)]), str(path), SETTINGS, workers=2,
                            executor=executor, chunk_size=1,
-                           on_video=lambda video_id, status: seen.append(video_id))
+                           on_video=lambda video_id, status, frames: seen.append(video_id))
     assert sorted(report.done) == sorted(seen) and len(seen) == 3 and not report.failed
     content = _content(path)
     assert content.keys() == sequential.keys()
