@@ -62,11 +62,6 @@ def motion_compensate(previous: np.ndarray, displacement: np.ndarray) -> np.ndar
                      borderMode=cv2.BORDER_REPLICATE)
 
 
-def rgb_residual(frame: np.ndarray, previous: np.ndarray, displacement: np.ndarray) -> np.ndarray:
-    """frame minus its motion-compensated prediction from previous: (H, W, 3) float32."""
-    return frame.astype(np.float32) - motion_compensate(previous, displacement)
-
-
 def motion_displacement(displacement: np.ndarray, valid: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Per-16x16-patch motion displacement from the 4x4-grid field of one frame.

@@ -58,22 +58,6 @@ class VideoInfo:
     has_audio: bool
 
 
-@dataclass
-class DecodedFrame:
-    """One frame in display order.
-
-    rgb: (H, W, 3) uint8, or None when not asked for.
-    frame_type: "I", "P" or "B" (FFmpeg's picture type).
-    motion_vectors: (N, 10) int32 in mv-extractor's layout, or None when not asked for.
-    time_s: presentation time in seconds (None when the stream has no timestamps).
-    """
-
-    rgb: np.ndarray | None
-    frame_type: str
-    motion_vectors: np.ndarray | None
-    time_s: float | None
-
-
 def _name(source: PathOrFile) -> str:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<in-memory stream>"
 
@@ -154,25 +138,6 @@ def iter_av_frames(
 def frame_type(frame: Any) -> str:
     """FFmpeg's picture type of a decoded frame: "I", "P", "B" (or "?")."""
     return _PICT_TYPES.get(int(frame.pict_type), "?")
-
-
-def iter_frames(
-    source: PathOrFile,
-    *,
-    rgb: bool = True,
-    motion_vectors: bool = False,
-    format: str | None = None,
-    threads: int = 1,
-) -> Iterator[DecodedFrame]:
-    """Decode the first video stream in display order into numpy arrays (see DecodedFrame)."""
-    for frame in iter_av_frames(source, motion_vectors=motion_vectors, format=format,
-                                threads=threads):
-        yield DecodedFrame(
-            rgb=frame.to_ndarray(format="rgb24") if rgb else None,
-            frame_type=frame_type(frame),
-            motion_vectors=take_motion_vectors(frame) if motion_vectors else None,
-            time_s=float(frame.time) if frame.time is not None else None,
-        )
 
 
 _EMPTY_MVS = np.zeros((0, len(MV_COLUMNS)), np.int32)

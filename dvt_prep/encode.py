@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import av
 import numpy as np
 
-from dvt_prep.decode import PathOrFile, iter_av_frames, open_video, probe
+from dvt_prep.decode import PathOrFile, VideoInfo, iter_av_frames, probe
 from dvt_prep.errors import VideoError
 
 
@@ -84,13 +84,15 @@ def _canonical_frame(frame: av.VideoFrame, width: int, height: int) -> av.VideoF
     return frame
 
 
-def encode_canonical(source: PathOrFile, settings: EncodeSettings = EncodeSettings()) -> bytes:
+def encode_canonical(source: PathOrFile, settings: EncodeSettings = EncodeSettings(), *,
+                     info: VideoInfo | None = None) -> bytes:
     """Re-encode the first video stream of `source` to a canonical H.264 Annex-B stream.
 
+    info: the source's probe, when the caller already has it.
     Returns the stream's bytes (decode them with format="h264").
     Raises VideoError (one line) when the source cannot be decoded or has no frames.
     """
-    info = probe(source)
+    info = info or probe(source)
     if info.width <= 0 or info.height <= 0:
         raise VideoError(f"{source}: video stream has no size; check the file")
     width, height = canonical_size(info.width, info.height, settings.size)
@@ -123,4 +125,4 @@ def encode_canonical(source: PathOrFile, settings: EncodeSettings = EncodeSettin
     return buffer.getvalue()
 
 
-__all__ = ["EncodeSettings", "canonical_size", "encode_canonical", "open_video"]
+__all__ = ["EncodeSettings", "canonical_size", "encode_canonical"]

@@ -70,7 +70,7 @@ def extract_video(path: str, settings: PrepSettings = PrepSettings()
 
     info = probe(path)
     if settings.reencode:
-        stream, stream_format = io.BytesIO(encode_canonical(path, settings.encode)), "h264"
+        stream, stream_format = io.BytesIO(encode_canonical(path, settings.encode, info=info)), "h264"
         encode = {"mode": "canonical", "encoder": "libx264", **settings.encode.as_dict()}
     else:
         stream, stream_format = path, None

@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -326,8 +325,3 @@ def open_store(path: str | os.PathLike, mode: str = "r") -> Store:
     if mode != "r":
         raise ValueError("open_store is read-only; write with dvt_prep.store.StoreWriter")
     return Store(path)
-
-
-def iter_parts(path: str | os.PathLike) -> Iterable[str]:
-    """Names of the store's part groups, committed or not (for tools and tests)."""
-    return sorted(_open_root(os.fspath(path), create=False)[PARTS].group_keys())
