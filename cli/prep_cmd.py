@@ -72,13 +72,14 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
     counts = {"frames": 0, "failed": 0}
 
     def progress(video_id: str, status: str, frames: int) -> None:
+        failed = status.startswith("failed")
         counts["frames"] += frames
-        counts["failed"] += status.startswith("failed")
+        counts["failed"] += failed
         elapsed = max(bar.format_dict["elapsed"], 1e-6)
         bar.set_postfix(frames_per_s=f"{counts['frames'] / elapsed:.0f}",
                         failed=counts["failed"], refresh=False)
         bar.update(1)
-        if status.startswith("failed") and not quiet:
+        if failed and not quiet:
             bar.write(f"{video_id}: {status}", file=sys.stderr)
         if log is not None:
             log.write(f"{video_id}\t{status}\n")

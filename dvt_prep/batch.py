@@ -51,9 +51,9 @@ def prep_videos(videos: list[VideoInput], output: str, settings: PrepSettings,
     """Prep videos one after another into the store at `output`.
 
     on_video(video_id, status, frames) is called after each video with status "done",
-    "skipped" or "failed: <reason>" and the frames it prepped. Failures are recorded in the store and do not stop the run. A video
-    that failed in an earlier run is reported as failed again with its recorded reason, and
-    tried again only with retry_failed.
+    "skipped" or "failed: <reason>" and the frames it prepped. Failures are recorded in the
+    store and do not stop the run. A video that failed in an earlier run is reported as failed
+    again with its recorded reason, and tried again only with retry_failed.
     """
     report = PrepReport()
     with StoreWriter(output, rgb_codec=settings.rgb_codec) as writer:

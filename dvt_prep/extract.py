@@ -70,7 +70,8 @@ def extract_video(path: str, settings: PrepSettings = PrepSettings()
 
     info = probe(path)
     if settings.reencode:
-        stream, stream_format = io.BytesIO(encode_canonical(path, settings.encode, info=info)), "h264"
+        stream = io.BytesIO(encode_canonical(path, settings.encode, info=info))
+        stream_format = "h264"
         encode = {"mode": "canonical", "encoder": "libx264", **settings.encode.as_dict()}
     else:
         stream, stream_format = path, None
