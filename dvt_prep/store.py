@@ -226,14 +226,19 @@ class Store:
     def read(self, video_id: str, cue: str, start: int | None = None, stop: int | None = None
              ) -> np.ndarray:
         """Frames [start, stop) of one cue, in the dtype and shape of SPEC section 3."""
-        part, entry = self._entry(video_id)
-        if cue not in entry["arrays"]:
-            raise StoreError(f"{self.path}: video {video_id!r} has no cue {cue!r} "
-                             f"(it has {', '.join(entry['arrays'])}); prep it with --cues {cue}")
+        array, entry = self._cue_array(video_id, cue)
         first, last, _ = slice(start, stop).indices(entry["num_frames"])
-        array = self._array(part, cue)
         offset = entry["offset"]
         return from_disk(cue, array[offset + first: offset + max(first, last)])
+
+    def read_frames(self, video_id: str, cue: str, frames: list[int]) -> np.ndarray:
+        """The given frames (sorted, in range) of one cue in one read: (len(frames), ...)."""
+        array, entry = self._cue_array(video_id, cue)
+        if frames and (min(frames) < 0 or max(frames) >= entry["num_frames"]):
+            raise StoreError(f"{self.path}: frames {min(frames)}..{max(frames)} are outside "
+                             f"video {video_id!r} ({entry['num_frames']} frames)")
+        rows = np.asarray(frames, dtype=np.int64) + entry["offset"]
+        return from_disk(cue, array.oindex[rows])
 
     def nbytes(self) -> dict[str, int]:
         """Bytes on disk per array name, summed over parts (local stores only)."""
@@ -253,6 +258,13 @@ class Store:
         except KeyError:
             raise StoreError(f"{self.path}: no video {video_id!r} in the store; "
                              "`dvt inspect` lists what is there") from None
+
+    def _cue_array(self, video_id: str, cue: str) -> tuple[zarr.Array, dict]:
+        part, entry = self._entry(video_id)
+        if cue not in entry["arrays"]:
+            raise StoreError(f"{self.path}: video {video_id!r} has no cue {cue!r} "
+                             f"(it has {', '.join(entry['arrays'])}); prep it with --cues {cue}")
+        return self._array(part, cue), entry
 
     def _array(self, part: str, name: str) -> zarr.Array:
         key = (part, name)

@@ -1,0 +1,89 @@
+"""Geometric transforms applied to every cue of a clip together (SPEC section 7).
+
+A `Box` is a crop in stored pixels (edge coordinates: pixel i covers [i, i+1)), resized to a
+square of `out_size` pixels and optionally mirrored. Each cue is resampled on its own grid
+(`rgb` per pixel, `md` per 16x16 patch, `rgbr` per g x g cell, ...) from the same box, so the
+grids stay aligned with the crop; displacements are scaled by the resize and `dx` is negated by
+a flip.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DISPLACEMENT_CUES = ("mv", "md", "tvl1")
+
+
+@dataclass(frozen=True)
+class Box:
+    x0: float
+    y0: float
+    width: float
+    height: float
+    flip: bool = False
+
+
+def random_resized_box(rng: np.random.Generator, height: int, width: int, *,
+                       scale: tuple[float, float] = (0.25, 1.0),
+                       ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True) -> Box:
+    """Inception-style random crop (area fraction `scale`, aspect `ratio`) and a coin-flip mirror."""
+    area = height * width
+    mirrored = bool(flip and rng.random() < 0.5)
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        box_w, box_h = math.sqrt(target * aspect), math.sqrt(target / aspect)
+        if box_w <= width and box_h <= height:
+            return Box(rng.uniform(0, width - box_w), rng.uniform(0, height - box_h),
+                       box_w, box_h, mirrored)
+    side = min(height, width)
+    return Box((width - side) / 2, (height - side) / 2, side, side, mirrored)
+
+
+def short_side_boxes(height: int, width: int, num_crops: int) -> list[Box]:
+    """Square crops of the short side spread along the long side (left, centre, right, ...).
+
+    With one crop: the centre crop. Resizing the box to `img_size` is the same as resizing the
+    short side to `img_size` and then cropping.
+    """
+    side = min(height, width)
+    spread = [0.5] if num_crops == 1 else [i / (num_crops - 1) for i in range(num_crops)]
+    return [Box((width - side) * f, (height - side) * f, side, side) for f in spread]
+
+
+def crop_resize(array: torch.Tensor, box: Box, stored_size: tuple[int, int], out_size: int
+                ) -> torch.Tensor:
+    """Resample one cue over a box. array: (T, h, w, C) float32 on a grid covering the stored
+    frame of `stored_size` = (H, W) pixels; returns (T, h', w', C) with h' = w' = out_size / cell
+    and the same cell size as the input (16 for `md`, 1 for `rgb`, ...). Bilinear."""
+    num_frames, cells_h, cells_w, channels = array.shape
+    height, width = stored_size
+    out_cells = round(out_size * cells_w / width)
+    centres = (torch.arange(out_cells, dtype=torch.float32) + 0.5) * (out_size / out_cells)
+    if box.flip:
+        centres = out_size - centres
+    x = box.x0 + centres * (box.width / out_size)
+    y = box.y0 + (torch.arange(out_cells, dtype=torch.float32) + 0.5) * (
+        out_size / out_cells) * (box.height / out_size)
+    grid_y, grid_x = torch.meshgrid(2 * y / height - 1, 2 * x / width - 1, indexing="ij")
+    grid = torch.stack((grid_x, grid_y), -1).expand(num_frames, -1, -1, -1)
+    sampled = F.grid_sample(array.permute(0, 3, 1, 2), grid, mode="bilinear",
+                            padding_mode="border", align_corners=False)
+    return sampled.permute(0, 2, 3, 1).contiguous()
+
+
+def transform_cue(name: str, array: torch.Tensor, box: Box, stored_size: tuple[int, int],
+                  out_size: int) -> torch.Tensor:
+    """`crop_resize` plus what the box does to displacement values (scale, mirror)."""
+    out = crop_resize(array, box, stored_size, out_size)
+    if name in DISPLACEMENT_CUES:
+        factor = out.new_tensor([out_size / box.width, out_size / box.height])
+        if box.flip:
+            factor[0] = -factor[0]
+        out = out * factor
+    return out
