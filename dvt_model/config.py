@@ -1,0 +1,82 @@
+"""`ModelConfig`: everything that decides a model's architecture, saved with every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from dvt_prep.errors import InputError
+
+CUES = ("md_rgbr", "avgp", "rgbd", "tvl1", "none")
+DVT_ATTENTIONS = ("dst", "dms", "dst_dms")
+BASELINE_ATTENTIONS = ("joint", "divided", "space")
+FRAMES_PER_SUBCLIP = 4  # the default T' (SPEC section 6): cost linear in T
+
+
+@dataclass
+class ModelConfig:
+    attention: str = "dst_dms"  # dst | dms | dst_dms (DVT) or joint | divided | space
+    num_classes: int = 400
+    num_frames: int = 16
+    img_size: int = 224
+    patch_size: int = 16
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    cue: str = "md_rgbr"
+    fusion: str = "mixer"
+    num_points: int = 8
+    num_subclips: int | None = None  # None: T / 4 sub-clips of 4 frames
+    num_scales: int = 3
+    attn_weights: str = "motion"
+    drop_rate: float = 0.0  # dropout before the head
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def is_dvt(self) -> bool:
+        return self.attention in DVT_ATTENTIONS
+
+    @property
+    def frames_per_subclip(self) -> int:
+        if self.num_subclips is None:
+            return min(FRAMES_PER_SUBCLIP, self.num_frames)
+        return self.num_frames // self.num_subclips
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        side = self.img_size // self.patch_size
+        return side, side
+
+    def validate(self) -> None:
+        """Raise InputError (one line) for a value no model can be built from."""
+        def bad(message: str) -> None:
+            raise InputError(f"model config: {message}")
+
+        if self.attention not in DVT_ATTENTIONS + BASELINE_ATTENTIONS:
+            bad(f"unknown attention {self.attention!r}; choose from "
+                f"{', '.join(DVT_ATTENTIONS + BASELINE_ATTENTIONS)}")
+        if self.cue not in CUES:
+            bad(f"unknown cue {self.cue!r}; choose from {', '.join(CUES)}")
+        if not self.is_dvt and self.cue != "none":
+            bad(f"the {self.attention} baseline takes cue='none' only, got {self.cue!r}")
+        if self.fusion not in ("mlp", "mixer"):
+            bad(f"fusion must be 'mlp' or 'mixer', got {self.fusion!r}")
+        if self.attn_weights not in ("motion", "dot"):
+            bad(f"attn_weights must be 'motion' or 'dot', got {self.attn_weights!r}")
+        if self.img_size % self.patch_size:
+            bad(f"img_size {self.img_size} is not a multiple of the patch size {self.patch_size}")
+        if self.embed_dim % self.num_heads:
+            bad(f"embed_dim {self.embed_dim} does not divide into {self.num_heads} heads")
+        if self.num_points < 1 or self.num_scales < 1:
+            bad("num_points and num_scales must be at least 1")
+        subclips = self.num_subclips
+        if subclips is not None and (subclips < 1 or self.num_frames % subclips):
+            bad(f"num_frames {self.num_frames} is not divisible by num_subclips {subclips}")
+        if subclips is None and self.num_frames % self.frames_per_subclip:
+            bad(f"num_frames {self.num_frames} is not a multiple of {FRAMES_PER_SUBCLIP} "
+                "(the default sub-clip length); give num_subclips")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,106 @@
+"""Transformer blocks: the DVT block and the three baselines, all `forward(x, context)` on
+tokens (B, T, N, D). Each is two residual lines: attention, then MLP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from dvt_model.layers.attention import Attention
+from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
+from dvt_model.layers.deformable_st import DeformableSpaceTimeAttention
+from dvt_model.layers.fusion import MixerFusion, MlpFusion
+from dvt_model.layers.mlp import Mlp
+
+
+@dataclass
+class MotionContext:
+    """What every block of one forward pass shares: the token grid and the motion cue."""
+
+    grid: tuple[int, int]
+    path: torch.Tensor | None = None  # (B, T, N, T', 2) patches
+    cue: torch.Tensor | None = None  # (B, T, N, T', C) the motion cue embedding m
+
+
+class DvtBlock(nn.Module):
+    """x = x + fuse(DSTA(LN x), DMSA(LN x)); x = x + MLP(LN x). `attention` picks the branches:
+    "dst", "dms" or "dst_dms"; a single branch needs no fusion."""
+
+    def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
+                 attention: str = "dst_dms", fusion: str = "mixer", num_points: int = 8,
+                 num_scales: int = 3, cue_dim: int, attn_weights: str = "motion",
+                 norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm1 = norm_layer(dim)
+        self.attn = DeformableSpaceTimeAttention(
+            dim=dim, num_heads=num_heads, num_points=num_points, cue_dim=cue_dim,
+            attn_weights=attn_weights) if "dst" in attention else None
+        self.ms_attn = DeformableMultiScaleAttention(
+            dim=dim, num_heads=num_heads, num_points=num_points,
+            num_scales=num_scales) if "dms" in attention else None
+        num_branches = (self.attn is not None) + (num_scales if self.ms_attn is not None else 0)
+        fusion_layer = {"mlp": MlpFusion, "mixer": MixerFusion}[fusion]
+        self.fuse = fusion_layer(dim=dim, num_branches=num_branches) if num_branches > 1 else None
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
+
+    def branches(self, x: torch.Tensor, context: MotionContext) -> list[torch.Tensor]:
+        out = []
+        if self.attn is not None:
+            out.append(self.attn(x, context.path, context.cue, context.grid))
+        if self.ms_attn is not None:
+            out.extend(self.ms_attn(x, context.grid))
+        return out
+
+    def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+        branches = self.branches(self.norm1(x), context)
+        x = x + (self.fuse(branches) if self.fuse is not None else branches[0])
+        return x + self.mlp(self.norm2(x))
+
+
+class JointBlock(nn.Module):
+    """Joint space-time attention: every token attends to all T*N tokens."""
+
+    def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
+                 norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm1 = norm_layer(dim)
+        self.attn = Attention(dim=dim, num_heads=num_heads)
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+        # b batch, t frames, s patches, d width
+        frames = x.shape[1]
+        tokens = rearrange(self.norm1(x), "b t s d -> b (t s) d")
+        x = x + rearrange(self.attn(tokens), "b (t s) d -> b t s d", t=frames)
+        return x + self.mlp(self.norm2(x))
+
+
+class SpaceBlock(JointBlock):
+    """Space-only attention: tokens attend within their frame; time only meets at the pooling."""
+
+    def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))  # Attention works on the last two axes: (s, d)
+        return x + self.mlp(self.norm2(x))
+
+
+class DividedBlock(JointBlock):
+    """Divided space-time attention (TimeSformer): time at each position, then space."""
+
+    def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
+                 norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
+        super().__init__(dim=dim, num_heads=num_heads, mlp_ratio=mlp_ratio,
+                         norm_layer=norm_layer)
+        self.temporal_norm = norm_layer(dim)
+        self.temporal_attn = Attention(dim=dim, num_heads=num_heads)
+
+    def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+        # b batch, t frames, s patches, d width
+        temporal = self.temporal_attn(rearrange(self.temporal_norm(x), "b t s d -> b s t d"))
+        x = x + rearrange(temporal, "b s t d -> b t s d")
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))

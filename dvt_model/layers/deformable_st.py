@@ -1,0 +1,94 @@
+"""D-ST-A: deformable space-time attention guided by motion (SPEC section 6).
+
+Each query patch s of frame t looks at every frame t' of its own sub-clip, at N points per head
+around its motion-predicted position s + d(s, t, t'), and mixes the bilinearly sampled values
+with weights over all (t', n): a projection of the motion cue m (`attn_weights="motion"`, the
+paper's default) or the query-key dot product (`"dot"`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from dvt_model.motion_path import grid_positions
+
+
+def ring_offsets(num_heads: int, num_points: int) -> torch.Tensor:
+    """Initial offsets (heads, points, 2) in patches: points on rings of radius 0.5, 1, ...,
+    each head turned a little, so the N points do not start on one spot."""
+    angles = torch.arange(num_points) * (2 * math.pi / min(num_points, 8))
+    angles = angles[None] + torch.arange(num_heads)[:, None] * (math.pi / (4 * num_heads))
+    radius = 0.5 * (torch.arange(num_points) // 8 + 1).float()
+    offsets = torch.stack((angles.cos(), angles.sin()), -1) * radius[None, :, None]
+    return offsets if num_points > 1 else torch.zeros(num_heads, num_points, 2)
+
+
+def normalised(positions: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(..., 2) positions in patches (x, y) -> grid_sample's [-1, 1] (align_corners=False)."""
+    height, width = grid
+    return (positions + 0.5) * positions.new_tensor([2.0 / width, 2.0 / height]) - 1.0
+
+
+class DeformableSpaceTimeAttention(nn.Module):
+    def __init__(self, *, dim: int, num_heads: int, num_points: int = 8, cue_dim: int,
+                 attn_weights: str = "motion", qkv_bias: bool = True) -> None:
+        super().__init__()
+        if attn_weights not in ("motion", "dot"):
+            raise ValueError(f"attn_weights must be 'motion' or 'dot', got {attn_weights!r}")
+        self.num_heads, self.num_points, self.attn_weights = num_heads, num_points, attn_weights
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)  # timm's name: ViT weights load
+        self.proj = nn.Linear(dim, dim)
+        # The offsets are a linear map of [LN(query), m]: split in a query and a cue part.
+        self.offset_query = nn.Linear(dim, num_heads * num_points * 2)
+        self.offset_cue = nn.Linear(cue_dim, num_heads * num_points * 2, bias=False)
+        self.weight_cue = nn.Linear(cue_dim, num_heads * num_points) \
+            if attn_weights == "motion" else None
+        self.init_sampling()
+
+    def init_sampling(self) -> None:
+        """Offsets start as a fixed ring around the motion-predicted position."""
+        nn.init.zeros_(self.offset_query.weight)
+        nn.init.zeros_(self.offset_cue.weight)
+        with torch.no_grad():
+            self.offset_query.bias.copy_(
+                ring_offsets(self.num_heads, self.num_points).flatten())
+
+    def forward(self, x: torch.Tensor, path: torch.Tensor, cue: torch.Tensor,
+                grid: tuple[int, int]) -> torch.Tensor:
+        """x (B, T, N, D) normalised tokens; path (B, T, N, T', 2) patches; cue (B, T, N, T', C)
+        the motion cue embedding m. Returns (B, T, N, D)."""
+        # b batch, t frame, s query patch, u frame of the sub-clip, g head, p point, e head width,
+        # n sub-clip, q query frame inside its sub-clip, c coordinate (x, y)
+        batch, num_frames, _, dim = x.shape
+        sub = path.shape[3]
+        heads, points = self.num_heads, self.num_points
+        query, key, value = self.qkv(x).chunk(3, dim=-1)
+        offsets = self.offset_query(x)[:, :, :, None] + self.offset_cue(cue)
+        offsets = rearrange(offsets, "b t s u (g p c) -> b t s u g p c", g=heads, c=2)
+        start = grid_positions(*grid, device=x.device, dtype=path.dtype).flatten(0, 1)
+        positions = (start[None, None, :, None] + path)[..., None, None, :] + offsets
+        sample_grid = rearrange(normalised(positions, grid), "b (n q) s u g p c -> (b n u g) (q s) p c",
+                                q=sub)
+        sources = torch.cat((key, value), -1) if self.attn_weights == "dot" else value
+        sources = rearrange(sources, "b (n u) (h w) (k g e) -> (b n u g) (k e) h w", u=sub,
+                            h=grid[0], g=heads, k=sources.shape[-1] // dim)
+        sampled = F.grid_sample(sources, sample_grid.to(sources.dtype), mode="bilinear",
+                                padding_mode="zeros", align_corners=False)
+        sampled = rearrange(sampled, "(b n u g) e (q s) p -> b (n q) s g (u p) e", b=batch, u=sub,
+                            g=heads, q=sub)
+        if self.attn_weights == "dot":
+            sampled_key, sampled_value = sampled.chunk(2, dim=-1)
+            query = rearrange(query, "b t s (g e) -> b t s g e", g=heads)
+            logits = torch.einsum("btsge,btsgke->btsgk", query, sampled_key)
+            logits = logits / math.sqrt(query.shape[-1])
+        else:
+            sampled_value = sampled
+            logits = rearrange(self.weight_cue(cue), "b t s u (g p) -> b t s g (u p)", g=heads)
+        weights = logits.softmax(-1)
+        out = torch.einsum("btsgk,btsgke->btsge", weights, sampled_value)
+        return self.proj(rearrange(out, "b t s g e -> b t s (g e)"))

@@ -1,0 +1,91 @@
+"""`VideoTransformer`: one ViT backbone over T frames with DVT or baseline blocks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dvt_model.config import ModelConfig
+from dvt_model.layers.blocks import DividedBlock, DvtBlock, JointBlock, MotionContext, SpaceBlock
+from dvt_model.layers.motion_cue import MOTION_CUES
+from dvt_model.layers.patch_embed import PatchEmbed
+from dvt_prep.errors import InputError
+
+BASELINE_BLOCKS = {"joint": JointBlock, "divided": DividedBlock, "space": SpaceBlock}
+
+
+class VideoTransformer(nn.Module):
+    """Takes the collated batch dict of `dvt_model.data` ("rgb" (B, T, H, W, 3) and the cue
+    tensors) and returns logits (B, num_classes)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.embed_dim
+        self.grid = config.grid
+        self.patch_embed = PatchEmbed(patch_size=config.patch_size, embed_dim=dim)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], dim))
+        self.time_embed = nn.Parameter(torch.zeros(1, config.num_frames, 1, dim))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.time_embed, std=0.02)
+        uses_cue = config.is_dvt and "dst" in config.attention
+        self.motion_cue = MOTION_CUES[config.cue](embed_dim=dim, patch_size=config.patch_size) \
+            if uses_cue else None
+        self.blocks = nn.ModuleList(self._block() for _ in range(config.depth))
+        self.fc_norm = nn.LayerNorm(dim)
+        self.head_drop = nn.Dropout(config.drop_rate)
+        self.head = nn.Linear(dim, config.num_classes)
+        self.apply(_init_linear)
+        for module in self.modules():  # the deformable layers' offsets have their own start
+            if hasattr(module, "init_sampling"):
+                module.init_sampling()
+
+    def _block(self) -> nn.Module:
+        c = self.config
+        if not c.is_dvt:
+            return BASELINE_BLOCKS[c.attention](dim=c.embed_dim, num_heads=c.num_heads,
+                                                mlp_ratio=c.mlp_ratio)
+        return DvtBlock(dim=c.embed_dim, num_heads=c.num_heads, mlp_ratio=c.mlp_ratio,
+                        attention=c.attention, fusion=c.fusion, num_points=c.num_points,
+                        num_scales=c.num_scales, cue_dim=c.embed_dim,
+                        attn_weights=c.attn_weights)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Batch keys the model reads."""
+        return ("rgb",) + (self.motion_cue.inputs if self.motion_cue is not None else ())
+
+    def forward_features(self, batch: dict) -> torch.Tensor:
+        """batch -> tokens (B, T, N, D) after the last block."""
+        missing = [key for key in self.inputs if key not in batch]
+        if missing:
+            raise InputError(f"the model needs {', '.join(missing)} in the batch (cue "
+                             f"{self.config.cue!r}); add it to the dataset's cues")
+        video = batch["rgb"]
+        if tuple(video.shape[1:4]) != (self.config.num_frames, self.config.img_size,
+                                       self.config.img_size):
+            raise InputError(f"the model takes clips of {self.config.num_frames} frames at "
+                             f"{self.config.img_size}px, got rgb of shape {tuple(video.shape)}")
+        x = self.patch_embed(video) + self.pos_embed[:, None] + self.time_embed
+        context = MotionContext(grid=self.grid)
+        if self.motion_cue is not None:
+            context.path, context.cue = self.motion_cue(
+                batch, grid=self.grid, num_frames=self.config.num_frames,
+                frames_per_subclip=self.config.frames_per_subclip)
+        for block in self.blocks:
+            x = block(x, context)
+        return x
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T, N, D) -> logits (B, num_classes): mean over tokens, LayerNorm, linear."""
+        return self.head(self.head_drop(self.fc_norm(x.mean((1, 2)))))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.forward_head(self.forward_features(batch))
+
+
+def _init_linear(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
