@@ -59,7 +59,7 @@ class DeformableMultiScaleAttention(nn.Module):
         """x (B, T, N, D) normalised tokens -> one (B, T, N, D) output per scale."""
         # b batch, t frame, s patch, g head, l scale, p point, e head width, c coordinate (x, y, t)
         batch, num_frames, _, _ = x.shape
-        heads, points = self.num_heads, self.num_points
+        heads = self.num_heads
         reference = query_positions(num_frames, grid, device=x.device, dtype=x.dtype)
         offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l (b g) (t s) p c", g=heads,
                             l=self.num_scales, c=3)

@@ -64,9 +64,9 @@ class DeformableSpaceTimeAttention(nn.Module):
         the motion cue embedding m. Returns (B, T, N, D)."""
         # b batch, t frame, s query patch, u frame of the sub-clip, g head, p point, e head width,
         # n sub-clip, q query frame inside its sub-clip, c coordinate (x, y)
-        batch, num_frames, _, dim = x.shape
+        batch, _, _, dim = x.shape
         sub = path.shape[3]
-        heads, points = self.num_heads, self.num_points
+        heads = self.num_heads
         query, key, value = self.qkv(x).chunk(3, dim=-1)
         offsets = self.offset_query(x)[:, :, :, None] + self.offset_cue(cue)
         offsets = rearrange(offsets, "b t s u (g p c) -> b t s u g p c", g=heads, c=2)
