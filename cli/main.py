@@ -39,11 +39,13 @@ def main(debug: bool) -> None:
 def _register() -> None:
     from cli.bench_cmd import bench
     from cli.inspect_cmd import inspect
+    from cli.model_info_cmd import model_info_cmd
     from cli.prep_cmd import prep
 
     main.add_command(prep)
     main.add_command(inspect)
     main.add_command(bench)
+    main.add_command(model_info_cmd)
 
 
 _register()

@@ -32,7 +32,7 @@ class DeformableMultiScaleAttention(nn.Module):
         self.value = nn.Linear(dim, dim)
         self.offsets = nn.Linear(dim, num_heads * num_scales * num_points * 3)
         self.weights = nn.Linear(dim, num_heads * num_scales * num_points)
-        self.proj = nn.Linear(dim, dim)
+        # No output projection per scale: the block's fusion mixes the scales' outputs anyway.
         self.init_sampling()
 
     def init_sampling(self) -> None:
@@ -76,5 +76,5 @@ class DeformableMultiScaleAttention(nn.Module):
             sampled = rearrange(sampled[..., 0], "(b g) e (t s) p -> b t s g p e", b=batch,
                                 t=num_frames)
             out = torch.einsum("btsgp,btsgpe->btsge", weights[scale], sampled)
-            outputs.append(self.proj(rearrange(out, "b t s g e -> b t s (g e)")))
+            outputs.append(rearrange(out, "b t s g e -> b t s (g e)"))
         return outputs

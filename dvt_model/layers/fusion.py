@@ -20,14 +20,17 @@ class MlpFusion(nn.Module):
 
 
 class MixerFusion(nn.Module):
-    """`mixer`: one MLP-Mixer layer over (branches, channels), GELU, then the branch mean."""
+    """`mixer`: one MLP-Mixer layer over (branches, channels), GELU, then the branch mean.
+
+    The channel MLP is half the width (`dim / 2` hidden) to keep the block's cost below a
+    joint-attention block's: it runs once per branch."""
 
     def __init__(self, *, dim: int, num_branches: int) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.branch_mlp = Mlp(dim=num_branches, hidden_dim=4 * num_branches)
         self.norm2 = nn.LayerNorm(dim)
-        self.channel_mlp = Mlp(dim=dim, hidden_dim=dim)
+        self.channel_mlp = Mlp(dim=dim, hidden_dim=dim // 2)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, branches: list[torch.Tensor]) -> torch.Tensor:
