@@ -28,26 +28,39 @@ VARIANTS = {  # name -> model keywords
 }
 
 
-def measure(variant: str, frames: int, scope: str, width: int, depth: int, device: str,
-            repeats: int) -> dict:
-    """In this process: seconds per forward+backward (median) and peak extra memory (MiB)."""
-    import resource
-    import time
+def _peak_reset() -> float:
+    """Reset the process's peak RSS (Linux clear_refs) and return the current RSS in MiB."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    return _status("VmRSS")
 
+
+def _status(field: str) -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def steps(frames: int, scope: str, width: int, depth: int, device: str) -> dict:
+    """One forward+backward closure per variant, all built in this process."""
     import torch
 
     from dvt_model import create_model
     from dvt_model.info import example_batch
+    from dvt_model.layers.attention import Attention
     from dvt_model.layers.blocks import MotionContext
 
-    torch.manual_seed(0)
-    heads = width // 64
-    model = create_model("dvt_small", num_classes=400, num_frames=frames, embed_dim=width,
-                         num_heads=heads, depth=depth if scope == "model" else 1,
-                         **VARIANTS[variant]).to(device)
-    batch = {k: v.to(device) for k, v in example_batch(model).items()}
-    if scope == "block":
-        block = model.blocks[0]
+    out = {}
+    for variant, keywords in VARIANTS.items():
+        if scope == "model" and variant == "dst":
+            continue
+        torch.manual_seed(0)
+        model = create_model("dvt_small", num_classes=400, num_frames=frames, embed_dim=width,
+                             num_heads=width // 64, depth=depth if scope == "model" else 1,
+                             **keywords).to(device)
+        batch = {k: v.to(device) for k, v in example_batch(model).items()}
         tokens = torch.randn(1, frames, 196, width, device=device, requires_grad=True)
         context = MotionContext(grid=model.grid)
         if model.motion_cue is not None:
@@ -55,38 +68,69 @@ def measure(variant: str, frames: int, scope: str, width: int, depth: int, devic
                 context.path, context.cue = model.motion_cue(
                     batch, grid=model.grid, num_frames=frames,
                     frames_per_subclip=model.config.frames_per_subclip)
+        block = model.blocks[0]
+        if scope == "model":
+            out[variant] = lambda m=model, b=batch: m(b).sum().backward()
+        elif scope == "block":
+            out[variant] = lambda blk=block, c=context, x=tokens: blk(x, c).sum().backward()
+        elif variant in ("dst", "dvt"):  # the attention layers only, without norms and MLP
+            out[variant] = (lambda blk=block, c=context, x=tokens:
+                            sum(o.sum() for o in blk.branches(x, c)).backward())
+        elif variant == "joint":
+            attention = Attention(dim=width, num_heads=width // 64).to(device)
+            out[variant] = lambda a=attention, x=tokens: a(x.flatten(1, 2)).sum().backward()
+    return out
 
-        def step():
-            block(tokens, context).sum().backward()
-    else:
-        def step():
-            model(batch).sum().backward()
+
+def measure(frames: int, scope: str, width: int, depth: int, device: str, repeats: int,
+            what: str) -> dict:
+    """In this process, per variant: `what="time"`: median seconds per forward+backward
+    (variants take turns); `what="memory"`: peak extra MiB of one step (RSS high-water mark
+    above the level before it; on CUDA the allocator's peak)."""
+    import time
+
+    import torch
+
+    closures = steps(frames, scope, width, depth, device)
 
     def sync():
         if device == "cuda":
             torch.cuda.synchronize()
 
-    step()  # warm-up
-    sync()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
+    out = {name: [] for name in closures}
+    for name, closure in closures.items():  # warm-up, and the memory peak of each alone
+        closure()
         sync()
-        times.append(time.perf_counter() - start)
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
-    return {"seconds": sorted(times)[len(times) // 2], "peak_mib": peak}
+        if what == "memory":
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated()
+            else:
+                base = _peak_reset()
+            closure()
+            sync()
+            out[name] = ((torch.cuda.max_memory_allocated() - base) / 2**20
+                         if device == "cuda" else _status("VmHWM") - base)
+    if what == "memory":
+        return out
+    for _ in range(repeats):
+        for name, closure in closures.items():
+            start = time.perf_counter()
+            closure()
+            sync()
+            out[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in out.items()}
 
 
 def run_child(*args) -> dict:
     command = [sys.executable, __file__, "--child", json.dumps(args)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True,
+    env = dict(os.environ)
+    if args[-1] == "memory":
+        # A fixed mmap threshold: every large tensor is its own mapping, returned to the system
+        # when freed, so the resident size follows live memory and its high-water mark is a
+        # peak. (It slows allocation down: times are measured in another process without it.)
+        env.update(MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -97,7 +141,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=384)
     parser.add_argument("--depth", type=int, default=12)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -107,28 +151,27 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; "
           f"width {args.width}, 224x224, batch 1, forward+backward")
     results = {}
-    for scope in ("block", "model"):
-        print(f"\n{scope} ({'one block' if scope == 'block' else f'depth {args.depth}'}):")
+    titles = {"layer": "attention layers only (D-ST-A; D-ST-A + D-MS-A; one joint attention)",
+              "block": "one block (norms, attention, fusion, MLP)",
+              "model": f"whole model, depth {args.depth}"}
+    for scope in ("layer", "block", "model"):
+        print(f"\n{titles[scope]}:")
         print(f"{'T':>3} {'variant':<8} {'seconds':>8} {'x joint':>8} {'peak MiB':>9} "
               f"{'x joint':>8}")
         for frames in frame_counts:
-            for variant in VARIANTS:
-                if scope == "model" and variant == "dst":
-                    continue
-                result = run_child(variant, frames, scope, args.width, args.depth,
-                                   args.device, args.repeats)
-                results[scope, variant, frames] = result
-            joint = results[scope, "joint", frames]
-            for variant in VARIANTS:
-                if (scope, variant, frames) not in results:
-                    continue
-                r = results[scope, variant, frames]
+            common = (frames, scope, args.width, args.depth, args.device, args.repeats)
+            seconds, memory = run_child(*common, "time"), run_child(*common, "memory")
+            joint = {"seconds": seconds["joint"], "peak_mib": memory["joint"]}
+            for variant in seconds:
+                r = {"seconds": seconds[variant], "peak_mib": memory[variant]}
+                results[scope, variant, frames] = r
                 print(f"{frames:>3} {variant:<8} {r['seconds']:8.3f} "
                       f"{r['seconds'] / joint['seconds']:8.2f} {r['peak_mib']:9.0f} "
                       f"{r['peak_mib'] / max(joint['peak_mib'], 1):8.2f}")
     if 16 in frame_counts:
-        ratio = results["block", "dst", 16]["seconds"] / results["block", "joint", 16]["seconds"]
-        print(f"\nD-ST-A block / joint block at T=16: {ratio:.2f} (target <= 0.5)")
+        for scope in ("layer", "block"):
+            ratio = results[scope, "dst", 16]["seconds"] / results[scope, "joint", 16]["seconds"]
+            print(f"\nD-ST-A {scope} / joint {scope} at T=16: {ratio:.2f} (target <= 0.5)")
     if 16 in frame_counts and 32 in frame_counts:
         for variant in ("dvt", "joint", "divided"):
             exponent = math.log(results["model", variant, 32]["seconds"]

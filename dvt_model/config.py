@@ -29,6 +29,7 @@ class ModelConfig:
     num_subclips: int | None = None  # None: T / 4 sub-clips of 4 frames
     num_scales: int = 3
     attn_weights: str = "motion"
+    cue_dim: int | None = None  # width of the motion cue embedding m; None: embed_dim // 4
     drop_rate: float = 0.0  # dropout before the head
 
     def __post_init__(self) -> None:
@@ -43,6 +44,12 @@ class ModelConfig:
         if self.num_subclips is None:
             return min(FRAMES_PER_SUBCLIP, self.num_frames)
         return self.num_frames // self.num_subclips
+
+    @property
+    def motion_cue_dim(self) -> int:
+        # m feeds only the offset and weight projections of each D-ST-A, and it exists for every
+        # (query, frame of its sub-clip) pair: a quarter of the width keeps it cheap.
+        return self.cue_dim or max(8, self.embed_dim // 4)
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -29,7 +29,8 @@ class VideoTransformer(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.time_embed, std=0.02)
         uses_cue = config.is_dvt and "dst" in config.attention
-        self.motion_cue = MOTION_CUES[config.cue](embed_dim=dim, patch_size=config.patch_size) \
+        self.motion_cue = MOTION_CUES[config.cue](embed_dim=config.motion_cue_dim,
+                                                  patch_size=config.patch_size) \
             if uses_cue else None
         self.blocks = nn.ModuleList(self._block() for _ in range(config.depth))
         self.fc_norm = nn.LayerNorm(dim)
@@ -47,7 +48,7 @@ class VideoTransformer(nn.Module):
                                                 mlp_ratio=c.mlp_ratio)
         return DvtBlock(dim=c.embed_dim, num_heads=c.num_heads, mlp_ratio=c.mlp_ratio,
                         attention=c.attention, fusion=c.fusion, num_points=c.num_points,
-                        num_scales=c.num_scales, cue_dim=c.embed_dim,
+                        num_scales=c.num_scales, cue_dim=c.motion_cue_dim,
                         attn_weights=c.attn_weights)
 
     @property

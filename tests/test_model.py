@@ -117,7 +117,7 @@ def test_frames_outside_the_sub_clip_do_not_change_the_dsta_output():
     grid, frames = model.grid, model.config.num_frames  # 8 frames, sub-clips of 4
     tokens = torch.randn(2, frames, grid[0] * grid[1], 96)
     path = torch.randn(2, frames, grid[0] * grid[1], 4, 2)
-    cue = torch.randn(2, frames, grid[0] * grid[1], 4, 96)
+    cue = torch.randn(2, frames, grid[0] * grid[1], 4, model.config.motion_cue_dim)
     before = attn(tokens, path, cue, grid)
     changed = tokens.clone()
     changed[:, 4:] = torch.randn_like(changed[:, 4:])
@@ -201,3 +201,41 @@ def test_model_info_counts_parameters_and_flops():
     assert info["gflops"] > 0 and "md" in info["inputs"]
     joint = model_info(create_model("joint_tiny", num_classes=10))
     assert joint["gflops"] > 0 and model_config("joint_tiny").cue == "none"
+
+
+def test_dmsa_equals_a_grid_sample_reference():
+    """The chunked sampling-matrix D-MS-A equals trilinear grid_sample with zero padding."""
+    from einops import rearrange
+
+    from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
+    torch.manual_seed(2)
+    dim, heads, points, scales, grid, frames = 8, 2, 3, 2, (3, 5), 7
+    attn = DeformableMultiScaleAttention(dim=dim, num_heads=heads, num_points=points,
+                                         num_scales=scales)
+    with torch.no_grad():
+        attn.offsets.weight.normal_(0, 0.5)
+        attn.offsets.bias.normal_(0, 1.0)
+    x = torch.randn(1, frames, grid[0] * grid[1], dim)
+    outputs = attn(x, grid)
+    offsets = rearrange(attn.offsets(x), "b t s (g l p c) -> l b g t s p c", g=heads, l=scales,
+                        c=3)
+    weights = rearrange(attn.weights(x), "b t s (g l p) -> l b g t s p", g=heads,
+                        l=scales).softmax(-1)
+    t, y, xx = torch.meshgrid(*(torch.arange(n, dtype=torch.float32) for n in (frames, *grid)),
+                              indexing="ij")
+    for scale, level in enumerate(attn.scales(x, grid)):
+        factor = 2 ** (scale + 1)
+        size = torch.tensor([level.shape[4], level.shape[3], level.shape[2]], dtype=torch.float32)
+        centre = (torch.stack((xx, y, t), -1).reshape(frames, -1, 3) + 0.5) / factor - 0.5
+        off = offsets[scale].clone()
+        off[..., 2] = attn.time_reach * torch.tanh(off[..., 2])
+        position = centre[None, None, :, :, None] + off  # b g t s p c
+        normalised = (position + 0.5) / size * 2 - 1
+        values = rearrange(attn.value(rearrange(level, "b d t h w -> b t h w d")),
+                           "b t h w (g e) -> (b g) e t h w", g=heads)
+        sampled = F.grid_sample(values, normalised.reshape(heads, frames, -1, points, 3),
+                                mode="bilinear", padding_mode="zeros", align_corners=False)
+        sampled = rearrange(sampled, "g e t s p -> g t s p e")
+        expected = (weights[scale][0][..., None] * sampled).sum(-2)  # g t s e
+        expected = rearrange(expected, "g t s e -> t s (g e)")
+        assert torch.allclose(outputs[scale][0], expected, atol=1e-5)

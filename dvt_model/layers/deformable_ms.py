@@ -1,8 +1,14 @@
 """D-MS-A: deformable multi-scale attention (SPEC section 6), as in Deformable DETR.
 
-Strided depthwise 3D convolutions of the token grid make L coarser scales (each halves time, height and
-width). For each scale and head, N points around the query's own position with offsets and
-weights predicted from the query; one output per scale, fused with D-ST-A by the block.
+Strided depthwise 3D convolutions of the token grid make L coarser scales (each halves time,
+height and width). For each scale and head, N points around the query's own position with
+offsets and weights predicted from the query; one output per scale, fused with D-ST-A by the
+block.
+
+Our choice where Deformable DETR has none to make: the time offset is bounded to
+`time_reach` cells of its scale (`time_reach * tanh`), so that queries are processed in
+temporal chunks, each against a window of its scale, and the cost grows linearly with T (an
+unbounded offset would need every query against every cell: quadratic in T).
 """
 
 from __future__ import annotations
@@ -12,21 +18,23 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from dvt_model.layers.sparse_sampling import interpolation_corners, sampling_matrix
+
 
 def query_positions(num_frames: int, grid: tuple[int, int], *, device=None,
                     dtype=torch.float32) -> torch.Tensor:
-    """Every token's centre in grid_sample's 3D coordinates (x, y, t) in [-1, 1]: (T*N, 3)."""
-    axes = [(torch.arange(size, device=device, dtype=dtype) + 0.5) * (2.0 / size) - 1.0
-            for size in (num_frames, *grid)]
+    """Every token's position in cell units (x, y, t) of the full-resolution grid: (T*N, 3)."""
+    axes = [torch.arange(size, device=device, dtype=dtype) for size in (num_frames, *grid)]
     t, y, x = torch.meshgrid(*axes, indexing="ij")
     return torch.stack((x, y, t), -1).reshape(-1, 3)
 
 
 class DeformableMultiScaleAttention(nn.Module):
     def __init__(self, *, dim: int, num_heads: int, num_points: int = 8,
-                 num_scales: int = 3) -> None:
+                 num_scales: int = 3, time_reach: int = 1) -> None:
         super().__init__()
         self.num_heads, self.num_points, self.num_scales = num_heads, num_points, num_scales
+        self.time_reach = time_reach
         self.downsample = nn.ModuleList(
             nn.Conv3d(dim, dim, kernel_size=2, stride=2, groups=dim) for _ in range(num_scales))
         self.value = nn.Linear(dim, dim)
@@ -57,24 +65,53 @@ class DeformableMultiScaleAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
         """x (B, T, N, D) normalised tokens -> one (B, T, N, D) output per scale."""
-        # b batch, t frame, s patch, g head, l scale, p point, e head width, c coordinate (x, y, t)
-        batch, num_frames, _, _ = x.shape
-        heads = self.num_heads
-        reference = query_positions(num_frames, grid, device=x.device, dtype=x.dtype)
-        offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l (b g) (t s) p c", g=heads,
+        # b batch, t frame, s patch, g head, l scale, p point, c coordinate (x, y, t) or corner,
+        # k temporal chunk, f frame in a chunk, m cell of a window, e head width
+        num_frames, heads = x.shape[1], self.num_heads
+        offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l b g t s p c", g=heads,
                             l=self.num_scales, c=3)
-        weights = rearrange(self.weights(x), "b t s (g l p) -> l b t s g p", g=heads,
+        weights = rearrange(self.weights(x), "b t s (g l p) -> l b g t s p", g=heads,
                             l=self.num_scales).softmax(-1)
+        spatial = query_positions(1, grid, device=x.device, dtype=offsets.dtype)[:, :2]
         outputs = []
         for scale, level in enumerate(self.scales(x, grid)):
-            size = level.new_tensor([level.shape[4], level.shape[3], level.shape[2]])
-            values = self.value(rearrange(level, "b d t h w -> b t h w d"))
-            values = rearrange(values, "b t h w (g e) -> (b g) e t h w", g=heads)
-            sample_grid = reference[None, :, None] + offsets[scale] * (2.0 / size)
-            sampled = F.grid_sample(values, sample_grid[..., None, :].to(values.dtype),
-                                    mode="bilinear", padding_mode="zeros", align_corners=False)
-            sampled = rearrange(sampled[..., 0], "(b g) e (t s) p -> b t s g p e", b=batch,
-                                t=num_frames)
-            out = torch.einsum("btsgp,btsgpe->btsge", weights[scale], sampled)
-            outputs.append(rearrange(out, "b t s g e -> b t s (g e)"))
+            out = self._sample_scale(level, offsets[scale], weights[scale], spatial,
+                                     2 ** (scale + 1))
+            outputs.append(rearrange(out[:, :, :num_frames], "b g t s e -> b t s (g e)"))
         return outputs
+
+    def _sample_scale(self, level: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
+                      spatial: torch.Tensor, factor: int) -> torch.Tensor:
+        """One scale: level (B, D, T_l, H_l, W_l); offsets (B, G, T, N, P, 3) cells of the
+        scale; weights (B, G, T, N, P); spatial (N, 2) the queries' (x, y) on the full grid.
+        Frames t of chunk k = t // factor see window cells k - R - 1 .. k + R + 1 of the scale
+        (zero-padded at the ends). Returns (B, G, K * factor, N, E)."""
+        reach, heads = self.time_reach, self.num_heads
+        num_frames = offsets.shape[2]
+        chunks = -(-num_frames // factor)
+        window = 2 * reach + 3
+        # Values, padded in time with reach + 1 zero cells before and enough after.
+        values = self.value(rearrange(level, "b d t h w -> b t (h w) d"))
+        extra = max(0, chunks + window - 1 - (values.shape[1] + reach + 1))
+        values = F.pad(values, (0, 0, 0, 0, reach + 1, reach + 1 + extra))
+        windows = values.unfold(1, window, 1)[:, :chunks]  # b k m d win
+        windows = rearrange(windows, "b k m (g e) w -> b g k (w m) e", g=heads)
+        # Query positions in their chunk's window: cell i of the full grid is at
+        # (i + 0.5) / factor - 0.5 in cells of the scale.
+        padded = chunks * factor - num_frames
+        offsets = F.pad(offsets, (0, 0, 0, 0, 0, 0, 0, padded))
+        weights = F.pad(weights, (0, 0, 0, 0, 0, padded))
+        frames = torch.arange(chunks * factor, device=offsets.device, dtype=offsets.dtype)
+        time = (frames + 0.5) / factor - 0.5 - (frames // factor) + reach + 1
+        centre_xy = (spatial + 0.5) / factor - 0.5
+        positions = torch.cat((
+            centre_xy[None, None, None, :, None] + offsets[..., :2],
+            time[None, None, :, None, None, None] + reach * torch.tanh(offsets[..., 2:])), -1)
+        size = (window, level.shape[3], level.shape[4])
+        index, trilinear = interpolation_corners(positions, size)  # b g t s p c
+        rows = "b g (k f) s p c -> b g k (f s) (p c)"
+        matrix = sampling_matrix(rearrange(index, rows, f=factor),
+                                 rearrange(weights[..., None] * trilinear, rows, f=factor),
+                                 window * level.shape[3] * level.shape[4])
+        out = matrix.to(windows.dtype) @ windows  # b g k (f s) e
+        return rearrange(out, "b g k (f s) e -> b g (k f) s e", f=factor)

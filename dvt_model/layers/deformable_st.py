@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from dvt_model.layers.sparse_sampling import interpolation_corners, sampling_matrix
 from dvt_model.motion_path import grid_positions
 
 
@@ -26,12 +26,6 @@ def ring_offsets(num_heads: int, num_points: int) -> torch.Tensor:
     radius = 0.5 * (torch.arange(num_points) // 8 + 1).float()
     offsets = torch.stack((angles.cos(), angles.sin()), -1) * radius[None, :, None]
     return offsets if num_points > 1 else torch.zeros(num_heads, num_points, 2)
-
-
-def normalised(positions: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(..., 2) positions in patches (x, y) -> grid_sample's [-1, 1] (align_corners=False)."""
-    height, width = grid
-    return (positions + 0.5) * positions.new_tensor([2.0 / width, 2.0 / height]) - 1.0
 
 
 class DeformableSpaceTimeAttention(nn.Module):
@@ -62,33 +56,32 @@ class DeformableSpaceTimeAttention(nn.Module):
                 grid: tuple[int, int]) -> torch.Tensor:
         """x (B, T, N, D) normalised tokens; path (B, T, N, T', 2) patches; cue (B, T, N, T', C)
         the motion cue embedding m. Returns (B, T, N, D)."""
-        # b batch, t frame, s query patch, u frame of the sub-clip, g head, p point, e head width,
-        # n sub-clip, q query frame inside its sub-clip, c coordinate (x, y)
-        batch, _, _, dim = x.shape
-        sub = path.shape[3]
-        heads = self.num_heads
+        # b batch, t frame, s patch, u frame of the sub-clip, g head, p point, c corner or
+        # coordinate, e head width, n sub-clip, q query frame inside its sub-clip
+        sub, heads = path.shape[3], self.num_heads
+        cells = grid[0] * grid[1]
         query, key, value = self.qkv(x).chunk(3, dim=-1)
         offsets = self.offset_query(x)[:, :, :, None] + self.offset_cue(cue)
-        offsets = rearrange(offsets, "b t s u (g p c) -> b t s u g p c", g=heads, c=2)
-        start = grid_positions(*grid, device=x.device, dtype=path.dtype).flatten(0, 1)
-        positions = (start[None, None, :, None] + path)[..., None, None, :] + offsets
-        sample_grid = rearrange(normalised(positions, grid), "b (n q) s u g p c -> (b n u g) (q s) p c",
-                                q=sub)
-        sources = torch.cat((key, value), -1) if self.attn_weights == "dot" else value
-        sources = rearrange(sources, "b (n u) (h w) (k g e) -> (b n u g) (k e) h w", u=sub,
-                            h=grid[0], g=heads, k=sources.shape[-1] // dim)
-        sampled = F.grid_sample(sources, sample_grid.to(sources.dtype), mode="bilinear",
-                                padding_mode="zeros", align_corners=False)
-        sampled = rearrange(sampled, "(b n u g) e (q s) p -> b (n q) s g (u p) e", b=batch, u=sub,
-                            g=heads, q=sub)
+        offsets = rearrange(offsets, "b t s u (g p c) -> b t s g u p c", g=heads, c=2)
+        start = grid_positions(*grid, device=x.device, dtype=offsets.dtype).flatten(0, 1)
+        positions = (start[:, None, None, None] + path[:, :, :, None, :, None].to(offsets.dtype)
+                     + offsets)
+        index, bilinear = interpolation_corners(positions, grid)  # b t s g u p c
+        frame_start = torch.arange(sub, device=x.device)[:, None, None] * cells
+        rows = "b (n q) s g u p c -> b n g (q s) (u p) c"
+        index = rearrange(index + frame_start, rows, q=sub)
+        bilinear = rearrange(bilinear, rows, q=sub)
+        to_keys = "b (n u) s (g e) -> b n g (u s) e"
         if self.attn_weights == "dot":
-            sampled_key, sampled_value = sampled.chunk(2, dim=-1)
-            query = rearrange(query, "b t s (g e) -> b t s g e", g=heads)
-            logits = torch.einsum("btsge,btsgke->btsgk", query, sampled_key)
-            logits = logits / math.sqrt(query.shape[-1])
+            queries = rearrange(query, "b (n q) s (g e) -> b n g (q s) e", q=sub, g=heads)
+            scores = queries @ rearrange(key, to_keys, u=sub, g=heads).transpose(-1, -2)
+            scores = scores / math.sqrt(queries.shape[-1])  # b n g (q s) (u s)
+            corner_scores = scores.gather(-1, index.flatten(-2)).unflatten(-1, index.shape[-2:])
+            logits = (corner_scores * bilinear).sum(-1)  # zero outside, like a zero key
         else:
-            sampled_value = sampled
-            logits = rearrange(self.weight_cue(cue), "b t s u (g p) -> b t s g (u p)", g=heads)
-        weights = logits.softmax(-1)
-        out = torch.einsum("btsgk,btsgke->btsge", weights, sampled_value)
-        return self.proj(rearrange(out, "b t s g e -> b t s (g e)"))
+            logits = rearrange(self.weight_cue(cue), "b (n q) s u (g p) -> b n g (q s) (u p)",
+                               q=sub, g=heads)
+        weights = logits.softmax(-1)[..., None] * bilinear
+        matrix = sampling_matrix(index.flatten(-2), weights.flatten(-2), sub * cells)
+        out = matrix.to(value.dtype) @ rearrange(value, to_keys, u=sub, g=heads)
+        return self.proj(rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub))

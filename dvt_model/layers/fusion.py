@@ -28,7 +28,7 @@ class MixerFusion(nn.Module):
     def __init__(self, *, dim: int, num_branches: int) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.branch_mlp = Mlp(dim=num_branches, hidden_dim=4 * num_branches)
+        self.branch_mlp = Mlp(dim=num_branches, hidden_dim=num_branches)
         self.norm2 = nn.LayerNorm(dim)
         self.channel_mlp = Mlp(dim=dim, hidden_dim=dim // 2)
         self.proj = nn.Linear(dim, dim)
