@@ -92,6 +92,8 @@ def test_dsta_with_zero_offsets_samples_at_the_motion_predicted_position():
             layer.weight.zero_()
         attn.offset_query.bias.zero_()
         attn.weight_cue.bias.zero_()  # equal weights over the frames of the sub-clip
+        attn.value_cue.weight.zero_()  # values without the motion cue's part
+        attn.value_cue.bias.zero_()
         attn.qkv.weight.zero_()
         attn.qkv.bias.zero_()
         attn.qkv.weight[2 * dim:].copy_(torch.eye(dim))  # value = token

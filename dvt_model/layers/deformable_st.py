@@ -42,6 +42,9 @@ class DeformableSpaceTimeAttention(nn.Module):
         self.offset_cue = nn.Linear(cue_dim, num_heads * num_points * 2, bias=False)
         self.weight_cue = nn.Linear(cue_dim, num_heads * num_points) \
             if attn_weights == "motion" else None
+        # The motion cue also enters the values, as relative positions do in Shaw et al. (2018):
+        # what a query takes from frame t' carries how it moved to get there.
+        self.value_cue = nn.Linear(cue_dim, dim)
         self.init_sampling()
 
     def init_sampling(self) -> None:
@@ -57,7 +60,7 @@ class DeformableSpaceTimeAttention(nn.Module):
         """x (B, T, N, D) normalised tokens; path (B, T, N, T', 2) patches; cue (B, T, N, T', C)
         the motion cue embedding m. Returns (B, T, N, D)."""
         # b batch, t frame, s patch, u frame of the sub-clip, g head, p point, c corner or
-        # coordinate, e head width, n sub-clip, q query frame inside its sub-clip
+        # coordinate, e head width, n sub-clip, q query frame inside its sub-clip, r query
         sub, heads = path.shape[3], self.num_heads
         cells = grid[0] * grid[1]
         query, key, value = self.qkv(x).chunk(3, dim=-1)
@@ -81,7 +84,13 @@ class DeformableSpaceTimeAttention(nn.Module):
         else:
             logits = rearrange(self.weight_cue(cue), "b (n q) s u (g p) -> b n g (q s) (u p)",
                                q=sub, g=heads)
-        weights = logits.softmax(-1)[..., None] * bilinear
+        attention = logits.softmax(-1)
+        weights = attention[..., None] * bilinear
         matrix = sampling_matrix(index.flatten(-2), weights.flatten(-2), sub * cells)
         out = matrix.to(value.dtype) @ rearrange(value, to_keys, u=sub, g=heads)
+        per_frame = attention.unflatten(-1, (sub, -1)).sum(-1)  # b n g (q s) u
+        cue_values = rearrange(self.value_cue(cue), "b (n q) s u (g e) -> b n g (q s) u e",
+                               q=sub, g=heads)
+        out = out + torch.einsum("bngru,bngrue->bngre", per_frame.to(cue_values.dtype),
+                                 cue_values)
         return self.proj(rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub))

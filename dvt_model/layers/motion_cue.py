@@ -16,6 +16,7 @@ from torch import nn
 from dvt_model.motion_path import pairwise_paths
 
 RESIDUAL_SCALE = 32.0  # grey levels -> about unit scale
+DISPLACEMENT_SCALE = 4.0  # pixels -> about unit scale (typical motion: 1 to 8 px a frame)
 
 
 def pool_to_patches(cue: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -39,6 +40,8 @@ class MotionCue(nn.Module):
         super().__init__()
         self.patch_size = patch_size
         self.embed = nn.Linear(2 + self.feature_channels + 1, embed_dim)
+        # Unit-scale m whatever the cue's units: small displacements must not vanish at init.
+        self.norm = nn.LayerNorm(embed_dim)
 
     def per_frame(self, batch: dict, grid: tuple[int, int]
                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -60,16 +63,16 @@ class MotionCue(nn.Module):
             rearrange(displacement.float(), to_clips, q=sub),
             None if features is None else rearrange(features.float(), to_clips, q=sub),
             cell=float(self.patch_size))
-        path = path / self.patch_size
         steps = torch.arange(sub, device=path.device, dtype=path.dtype)
         gap = ((steps[None, :] - steps[:, None]) / sub)[None, :, :, None, None, None]
-        parts = [path, gap.expand(*path.shape[:-1], 1)]
+        parts = [path / DISPLACEMENT_SCALE, gap.expand(*path.shape[:-1], 1)]
+        path = path / self.patch_size
         if mean is not None:
             parts.insert(1, mean)
         cue = torch.cat(parts, -1).to(self.embed.weight.dtype)
         from_clips = "(b n) q u h w c -> b (n q) (h w) u c"
         return (rearrange(path, from_clips, b=batch_size),
-                self.embed(rearrange(cue, from_clips, b=batch_size)))
+                self.norm(self.embed(rearrange(cue, from_clips, b=batch_size))))
 
 
 class NoCue(MotionCue):
@@ -115,7 +118,7 @@ class Tvl1Cue(MotionCue):
 
     def per_frame(self, batch, grid):
         flow = pool_to_patches(batch["tvl1"], grid)
-        return flow, flow / self.patch_size
+        return flow, flow / DISPLACEMENT_SCALE
 
 
 MOTION_CUES: dict[str, type[MotionCue]] = {

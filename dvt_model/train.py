@@ -1,0 +1,232 @@
+"""`train(config)`: the training loop of `dvt train`, readable in one sitting.
+
+AdamW with linear warm-up and cosine decay (per optimiser step), gradient clipping, label
+smoothing, bf16 autocast on CUDA; DDP when started by torchrun (gloo on the CPU, NCCL on CUDA),
+with the dataset's rank sharding. A checkpoint after every epoch (`last.pt`), the best by
+validation top-1 (`best.pt`), and at `max_steps`; `resume` continues exactly where `last.pt`
+stopped: model, optimiser, step (so the schedule), the dataset's epoch and position, RNG.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from dvt_model.data import VideoClipDataset, collate, read_labels
+from dvt_model.metrics_log import MetricsLog
+from dvt_model.model import VideoTransformer
+from dvt_model.predict import accuracy, predict, to_device
+from dvt_model.train_config import TrainConfig
+from dvt_prep.errors import InputError
+
+CHECKPOINT = "last.pt"
+BEST = "best.pt"
+
+
+def setup_distributed(device_name: str) -> tuple[torch.device, int, int]:
+    """Join the process group when started by torchrun; returns (device, rank, world size)."""
+    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise InputError("train: --device cuda asked for, but no CUDA device is visible")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if use_cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank), rank, world_size
+    return torch.device("cpu"), rank, world_size
+
+
+def lr_at(step: int, config: TrainConfig, steps_per_epoch: int) -> float:
+    """Linear warm-up, then cosine decay to `min_lr` at the last step."""
+    warmup = config.warmup_epochs * steps_per_epoch
+    total = config.epochs * steps_per_epoch
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms and position embeddings (1-D or embeddings)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim <= 1 or name.endswith("_embed") else decay).append(param)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+def build_datasets(config: TrainConfig, model: VideoTransformer, class_names=None):
+    """The training dataset (and the validation one when `val_labels` is set)."""
+    labels = read_labels(config.labels, class_names=class_names)
+    common = dict(cues=model.inputs, num_frames=model.config.num_frames,
+                  frame_stride=config.frame_stride, img_size=model.config.img_size,
+                  seed=config.seed, on_missing="skip" if config.skip_missing else "error")
+    train_set = VideoClipDataset(config.store, labels=labels, mode="train",
+                                 batch_size=config.batch_size, scale=config.crop_scale,
+                                 flip=config.flip, **common)
+    val_set = None
+    if config.val_labels:
+        val_labels = read_labels(config.val_labels, class_names=labels.class_names)
+        val_set = VideoClipDataset(config.val_store or config.store, labels=val_labels,
+                                   mode="val", **common)
+    return train_set, val_set
+
+
+def _save(path: str, state: dict) -> None:
+    temporary = path + ".tmp"
+    torch.save(state, temporary)
+    os.replace(temporary, path)  # a checkpoint is whole or absent
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> dict:
+    """Train (or resume) a run in `config.out`. Returns the last epoch's metrics."""
+    config.validate()
+    torch.set_flush_denormal(True)  # denormal floats slow CPU training several-fold at random
+    device, rank, world_size = setup_distributed(config.device)
+    checkpoint = None
+    if resume:
+        path = os.path.join(config.out, CHECKPOINT)
+        if not os.path.isfile(path):
+            raise InputError(f"{config.out}: nothing to resume (no {CHECKPOINT}); start it "
+                             "without --resume")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    class_names = tuple(checkpoint["class_names"]) if checkpoint else None
+    labels = read_labels(config.labels, class_names=class_names)
+    torch.manual_seed(config.seed)
+    model = VideoTransformer(config.model_config(num_classes=labels.num_classes))
+    train_set, val_set = build_datasets(config, model, labels.class_names)
+    steps_per_epoch = len(train_set) // config.batch_size
+    if steps_per_epoch == 0:
+        raise InputError(f"train: {len(train_set)} clips per rank is fewer than one batch of "
+                         f"{config.batch_size}; lower --batch-size")
+    optimizer = build_optimizer(model, config)
+    step, epoch, step_in_epoch, best = 0, 0, 0, -1.0
+    if checkpoint:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        step, epoch = checkpoint["step"], checkpoint["epoch"]
+        step_in_epoch, best = checkpoint["step_in_epoch"], checkpoint["best_top1"]
+        _set_rng_state(checkpoint["rng"])
+    model.to(device)
+    ddp = DistributedDataParallel(model) if world_size > 1 else None
+    amp = config.amp and device.type == "cuda"
+    log = MetricsLog(config.out, enabled=rank == 0, truncate_after_step=step if resume else None)
+
+    def save(name: str) -> None:
+        if rank == 0:
+            _save(os.path.join(config.out, name), {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
+                "best_top1": best, "config": config.to_dict(),
+                "model_config": model.config.to_dict(), "class_names": list(labels.class_names),
+                "rng": _rng_state()})
+
+    if rank == 0:
+        os.makedirs(config.out, exist_ok=True)
+        log.write_config(config.to_dict(), model.config.to_dict(), list(labels.class_names))
+    progress = _progress(config, rank, steps_per_epoch, step)
+    last_metrics: dict = {}
+    while epoch < config.epochs:
+        train_set.load_state_dict({"epoch": epoch, "samples_seen": step_in_epoch *
+                                   config.batch_size, "seed": config.seed})
+        loader = DataLoader(train_set, batch_size=config.batch_size, collate_fn=collate,
+                            num_workers=config.num_workers, drop_last=True)
+        epoch_loss, epoch_steps = 0.0, 0
+        ready = time.perf_counter()
+        for batch in loader:
+            arrived = time.perf_counter()
+            lr = lr_at(step, config, steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = to_device(batch, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = (ddp or model)(batch)
+            loss = F.cross_entropy(logits.float(), batch["label"],
+                                   label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            optimizer.step()
+            step, step_in_epoch = step + 1, step_in_epoch + 1
+            done = time.perf_counter()
+            epoch_loss, epoch_steps = epoch_loss + float(loss), epoch_steps + 1
+            log.step(epoch=epoch, step=step, loss=float(loss), lr=lr,
+                     grad_norm=float(grad_norm),
+                     clips_per_s=config.batch_size * world_size / (done - ready),
+                     data_wait=(arrived - ready) / (done - ready))
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(epoch=epoch, loss=f"{float(loss):.3f}",
+                                     clips_s=f"{config.batch_size * world_size / (done - ready):.1f}")
+            ready = done
+            if config.max_steps is not None and step >= config.max_steps:
+                save(CHECKPOINT)
+                log.close()
+                return {"step": step, "loss": float(loss)}
+            if config.save_every_steps and step % config.save_every_steps == 0:
+                save(CHECKPOINT)
+        epoch, step_in_epoch = epoch + 1, 0
+        last_metrics = {"epoch": epoch, "step": step,
+                        "train_loss": epoch_loss / max(epoch_steps, 1)}
+        if val_set is not None:
+            result = predict(model, val_set, batch_size=config.batch_size,
+                             num_workers=config.num_workers, device=device, amp=amp)
+            scores = accuracy(result["probs"], result["labels"], labels.num_classes)
+            last_metrics.update(val_loss=result["loss"], val_top1=scores["top1"],
+                                val_top5=scores["top5"])
+        log.epoch(**last_metrics)
+        improved = last_metrics.get("val_top1", -1.0) > best
+        best = max(best, last_metrics.get("val_top1", -1.0))
+        save(CHECKPOINT)
+        if improved or val_set is None:
+            save(BEST)
+    if progress is not None:
+        progress.close()
+    log.close()
+    return last_metrics
+
+
+def _progress(config: TrainConfig, rank: int, steps_per_epoch: int, step: int):
+    if config.quiet or rank != 0:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=config.epochs * steps_per_epoch, initial=step, unit="step",
+                dynamic_ncols=True, leave=True)
+
+
+def load_run(run_dir: str, name: str = BEST) -> tuple[VideoTransformer, dict]:
+    """The model of a run (its best checkpoint, else the last) and the checkpoint dict."""
+    from dvt_model.config import ModelConfig
+
+    for candidate in (name, CHECKPOINT):
+        path = os.path.join(run_dir, candidate)
+        if os.path.isfile(path):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            model = VideoTransformer(ModelConfig(**checkpoint["model_config"]))
+            model.load_state_dict(checkpoint["model"])
+            return model, checkpoint
+    raise InputError(f"{run_dir}: no checkpoint ({name} or {CHECKPOINT}); train it with "
+                     "`dvt train --out` first")
