@@ -121,10 +121,11 @@ def write_reports(rows: list[dict], keys: list[str], out_dir: str, base: TrainCo
              "| " + " | ".join(keys) + " | top-1 (%) | top-5 (%) |",
              "|" + " --- |" * (len(keys) + 2)]
     for entry in table:
-        spread = (lambda k: f" ± {100 * entry[k + '_std']:.1f}") if seeds > 1 else (lambda k: "")
-        lines.append("| " + " | ".join(str(entry[k]) for k in keys) +
-                     f" | {100 * entry['top1']:.1f}{spread('top1')}"
-                     f" | {100 * entry['top5']:.1f}{spread('top5')} |")
+        cells = [str(entry[k]) for k in keys]
+        for metric in ("top1", "top5"):
+            spread = f" ± {100 * entry[metric + '_std']:.1f}" if seeds > 1 else ""
+            cells.append(f"{100 * entry[metric]:.1f}{spread}")
+        lines.append("| " + " | ".join(cells) + " |")
     with open(os.path.join(out_dir, "ablation.md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     plot_bars(table, keys, os.path.join(out_dir, "ablation.png"), with_errors=seeds > 1)

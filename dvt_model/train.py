@@ -172,20 +172,21 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
             optimizer.step()
             step, step_in_epoch = step + 1, step_in_epoch + 1
             done = time.perf_counter()
-            epoch_loss, epoch_steps = epoch_loss + float(loss), epoch_steps + 1
-            log.step(epoch=epoch, step=step, loss=float(loss), lr=lr,
+            loss_value = loss.item()
+            epoch_loss, epoch_steps = epoch_loss + loss_value, epoch_steps + 1
+            log.step(epoch=epoch, step=step, loss=loss_value, lr=lr,
                      grad_norm=float(grad_norm),
                      clips_per_s=config.batch_size * world_size / (done - ready),
                      data_wait=(arrived - ready) / (done - ready))
             if progress is not None:
                 progress.update(1)
-                progress.set_postfix(epoch=epoch, loss=f"{float(loss):.3f}",
+                progress.set_postfix(epoch=epoch, loss=f"{loss_value:.3f}",
                                      clips_s=f"{config.batch_size * world_size / (done - ready):.1f}")
             ready = done
             if config.max_steps is not None and step >= config.max_steps:
                 save(CHECKPOINT)
                 log.close()
-                return {"step": step, "loss": float(loss)}
+                return {"step": step, "loss": loss_value}
             if config.save_every_steps and step % config.save_every_steps == 0:
                 save(CHECKPOINT)
         epoch, step_in_epoch = epoch + 1, 0
