@@ -20,7 +20,7 @@ test: setup
 	$(PY) -m pytest -q -ra tests
 
 demo: setup
-	$(PY) -m dvt_prep.demo
+	$(VENV)/bin/dvt demo
 
 bench: setup
 	$(VENV)/bin/dvt bench

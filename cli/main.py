@@ -41,11 +41,14 @@ def _register() -> None:
     from cli.inspect_cmd import inspect
     from cli.model_info_cmd import model_info_cmd
     from cli.prep_cmd import prep
+    from cli.train_cmd import ablate, demo, eval_cmd, train
 
     main.add_command(prep)
     main.add_command(inspect)
     main.add_command(bench)
     main.add_command(model_info_cmd)
+    for command in (train, eval_cmd, ablate, demo):
+        main.add_command(command)
 
 
 _register()

@@ -23,8 +23,8 @@ from dvt_prep.parallel import prep_parallel
 DEMO_CUES = ("md_rgbr", "avgp", "rgbd", "tvl1", "none")
 
 
-def run_demo(out_dir: str = "demo_out", *, train_per_class: int = 24, val_per_class: int = 10,
-             epochs: int = 8, workers: int = 2, cues: tuple[str, ...] = DEMO_CUES,
+def run_demo(out_dir: str = "demo_out", *, train_per_class: int = 16, val_per_class: int = 8,
+             epochs: int = 10, workers: int = 2, cues: tuple[str, ...] = DEMO_CUES,
              echo: Callable[[str], None] = print) -> str:
     """Runs the demo in `out_dir`; returns the path of `ablation.md`. Rerunning it reuses what
     is done (videos, store, finished runs)."""
@@ -50,7 +50,7 @@ def run_demo(out_dir: str = "demo_out", *, train_per_class: int = 24, val_per_cl
     echo(f"[3/3] dvt ablate: dvt_tiny, cue = {', '.join(cues)}; {epochs} epochs each")
     base = TrainConfig(store=[stores["train"]], labels=labels["train"],
                        val_store=[stores["val"]], val_labels=labels["val"],
-                       out=out_dir, model="dvt_tiny", epochs=epochs, batch_size=16, lr=2e-3,
+                       out=out_dir, model="dvt_tiny", epochs=epochs, batch_size=16, lr=3e-3,
                        warmup_epochs=1.0, weight_decay=0.05, label_smoothing=0.1,
                        num_workers=1, crop_scale=(0.6, 1.0), flip=False, quiet=True)
     run_ablation(base, {"cue": list(cues)}, seeds=[0], out_dir=out_dir, num_clips=2,

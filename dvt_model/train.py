@@ -84,6 +84,15 @@ def build_datasets(config: TrainConfig, model: VideoTransformer, class_names=Non
     return train_set, val_set
 
 
+def training_loss(model: torch.nn.Module, batch: dict, config: TrainConfig, amp: bool
+                  ) -> torch.Tensor:
+    """Label-smoothed cross-entropy of one batch (bf16 autocast on CUDA when `amp`)."""
+    device_type = batch["label"].device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(batch)
+    return F.cross_entropy(logits.float(), batch["label"], label_smoothing=config.label_smoothing)
+
+
 def _save(path: str, state: dict) -> None:
     temporary = path + ".tmp"
     torch.save(state, temporary)
@@ -161,11 +170,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
             lr = lr_at(step, config, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = to_device(batch, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = (ddp or model)(batch)
-            loss = F.cross_entropy(logits.float(), batch["label"],
-                                   label_smoothing=config.label_smoothing)
+            loss = training_loss(ddp or model, to_device(batch, device), config, amp)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)

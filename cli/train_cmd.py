@@ -1,0 +1,155 @@
+"""`dvt train`, `dvt eval`, `dvt ablate`: thin wrappers around dvt_model.train / evaluate /
+ablate. Training flags default to None so that only the ones given override a --config YAML
+(or, with --resume, the run's own config)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from cli.model_options import MODEL_KEYS, model_options
+from dvt_model.config import CUES
+from dvt_model.factory import list_models
+
+TRAIN_OPTIONS = (
+    click.option("--store", "store", multiple=True, help="Store made by `dvt prep` (repeat "
+                 "for several)."),
+    click.option("--labels", help="Training labels: `video_id,label` CSV, Kinetics CSV or "
+                 "SSv2 JSON."),
+    click.option("--val-labels", help="Validation labels, evaluated after every epoch."),
+    click.option("--val-store", multiple=True, help="Validation store (default: --store)."),
+    click.option("--model", type=click.Choice(list_models()), help="Named model."),
+    click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                 help="YAML file of training options; flags override it."),
+    click.option("--epochs", type=int), click.option("--batch-size", type=int),
+    click.option("--lr", type=float), click.option("--weight-decay", type=float),
+    click.option("--warmup-epochs", type=float), click.option("--frame-stride", type=int),
+    click.option("--num-workers", type=int, help="DataLoader workers per process."),
+    click.option("--seed", type=int),
+    click.option("--device", type=click.Choice(("auto", "cpu", "cuda"))),
+    click.option("--max-steps", type=int, help="Stop (and checkpoint) after this many steps."),
+    click.option("--skip-missing", is_flag=True, default=None,
+                 help="Drop videos without labels and labels without videos."),
+    click.option("--flip/--no-flip", default=None,
+                 help="Horizontal flips (off where left/right is the label)."),
+    click.option("-q", "--quiet", is_flag=True, default=None, help="No progress bar."),
+)
+
+
+def train_options(command):
+    for option in reversed(TRAIN_OPTIONS):
+        command = option(command)
+    return model_options(command)
+
+
+def train_config_from(params: dict, *, base: dict | None = None):
+    """TrainConfig from a base (a run's config or YAML) and the flags given."""
+    from dvt_model.train_config import TrainConfig
+
+    values = dict(base or {})
+    if params.get("config_path"):
+        values = TrainConfig.from_yaml(params["config_path"]).to_dict() | values
+    model_options = dict(values.get("model_options") or {})
+    for key, value in params.items():
+        if value is None or value == () or key == "config_path":
+            continue
+        if key in MODEL_KEYS and key not in ("cue", "num_frames", "img_size"):
+            model_options[key] = value
+        else:
+            values[key] = list(value) if isinstance(value, tuple) else value
+    values["model_options"] = model_options
+    return TrainConfig.from_dict(values)
+
+
+@click.command()
+@train_options
+@click.option("--out", help="Run directory (checkpoints, metrics, config).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the run in this directory where it stopped.")
+def train(resume_dir: str | None, **params) -> None:
+    """Train a model on cached cues (DDP when started by torchrun)."""
+    import torch
+
+    from dvt_model.train import CHECKPOINT
+    from dvt_model.train import train as run_training
+
+    base = None
+    if resume_dir:
+        path = os.path.join(resume_dir, CHECKPOINT)
+        if not os.path.isfile(path):
+            raise click.UsageError(f"{resume_dir}: no {CHECKPOINT} to resume from")
+        base = torch.load(path, map_location="cpu", weights_only=False)["config"]
+        params["out"] = resume_dir
+    config = train_config_from(params, base=base)
+    metrics = run_training(config, resume=resume_dir is not None)
+    click.echo(f"run: {config.out}  " + "  ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+
+@click.command("eval")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--store", multiple=True, help="Store(s) to evaluate on (default: the run's "
+              "validation store).")
+@click.option("--labels", help="Labels to evaluate (default: the run's --val-labels).")
+@click.option("--num-clips", type=int, default=4, show_default=True)
+@click.option("--num-crops", type=int, default=3, show_default=True)
+@click.option("--batch-size", type=int)
+@click.option("--num-workers", type=int)
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def eval_cmd(run_dir: str, store: tuple[str, ...], labels: str | None, num_clips: int,
+             num_crops: int, batch_size: int | None, num_workers: int | None, device: str,
+             as_json: bool) -> None:
+    """Evaluate a run on test views: top-1/top-5, per-class accuracy, confusion matrix."""
+    from dvt_model.evaluate import evaluate_run
+
+    result = evaluate_run(run_dir, store=list(store) or None, labels=labels,
+                          num_clips=num_clips, num_crops=num_crops, batch_size=batch_size,
+                          num_workers=num_workers, device=device)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{run_dir}: top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%"
+               f"  over {result['videos']} videos x {num_clips * num_crops} views")
+    click.echo(f"wrote {os.path.join(run_dir, 'eval.json')} and "
+               f"{os.path.join(run_dir, 'confusion.png')}")
+
+
+@click.command()
+@train_options
+@click.option("--out", required=True, help="Folder of the runs and the reports.")
+@click.option("--grid", "grid_specs", multiple=True, required=True,
+              help=f"KEY=V1,V2,... (repeat for more axes), e.g. cue={','.join(CUES)}")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds 0..N-1 per "
+              "combination (error bars when > 1).")
+@click.option("--num-clips", type=int, default=4, show_default=True)
+@click.option("--num-crops", type=int, default=3, show_default=True)
+def ablate(out: str, grid_specs: tuple[str, ...], seeds: int, num_clips: int, num_crops: int,
+           **params) -> None:
+    """One run per grid combination (same data, seed and schedule), then ablation.md/.csv/.png.
+    Finished runs are skipped on a rerun."""
+    from dvt_model.ablate import parse_grid, run_ablation
+
+    base = train_config_from({**params, "out": out})
+    run_ablation(base, parse_grid(list(grid_specs)), seeds=list(range(seeds)), out_dir=out,
+                 num_clips=num_clips, num_crops=num_crops,
+                 on_run=lambda name, status: click.echo(f"{name}: {status}"))
+    with open(os.path.join(out, "ablation.md"), encoding="utf-8") as handle:
+        click.echo(handle.read())
+    click.echo(f"chart: {os.path.join(out, 'ablation.png')}")
+
+
+@click.command()
+@click.option("--out", default="demo_out", show_default=True, help="Working folder.")
+@click.option("--quick", is_flag=True, help="A smaller, shorter version (about a minute).")
+def demo(out: str, quick: bool) -> None:
+    """Synthetic motion videos -> every cue -> the cue ablation of dvt_tiny (a few minutes)."""
+    from dvt_model.demo import run_demo
+
+    if quick:
+        run_demo(out, train_per_class=4, val_per_class=2, epochs=1, cues=("md_rgbr", "none"),
+                 echo=click.echo)
+    else:
+        run_demo(out, echo=click.echo)
