@@ -237,8 +237,17 @@ class Store:
         if frames and (min(frames) < 0 or max(frames) >= entry["num_frames"]):
             raise StoreError(f"{self.path}: frames {min(frames)}..{max(frames)} are outside "
                              f"video {video_id!r} ({entry['num_frames']} frames)")
-        rows = np.asarray(frames, dtype=np.int64) + entry["offset"]
-        return from_disk(cue, array.oindex[rows])
+        if not frames:
+            return from_disk(cue, array[entry["offset"]:entry["offset"]])
+        # Slices, not zarr's orthogonal indexing: on a sharded array `oindex` is about ten times
+        # slower (measured: 292 ms against 18 ms for 16 JPEG frames). One slice over the span
+        # when it is dense, else one per frame.
+        first, last = min(frames), max(frames)
+        offset = entry["offset"]
+        if last - first + 1 <= 2 * len(frames):
+            block = array[offset + first: offset + last + 1]
+            return from_disk(cue, block[[f - first for f in frames]])
+        return from_disk(cue, np.stack([array[offset + f] for f in frames]))
 
     def nbytes(self) -> dict[str, int]:
         """Bytes on disk per array name, summed over parts (local stores only)."""
