@@ -34,6 +34,8 @@ TRAIN_OPTIONS = (
                  help="Drop videos without labels and labels without videos."),
     click.option("--flip/--no-flip", default=None,
                  help="Horizontal flips (off where left/right is the label)."),
+    click.option("--grad-checkpointing", is_flag=True, default=None,
+                 help="Recompute blocks in backward: much less memory, about 1/3 more time."),
     click.option("-q", "--quiet", is_flag=True, default=None, help="No progress bar."),
 )
 

@@ -126,6 +126,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     labels = read_labels(config.labels, class_names=class_names)
     torch.manual_seed(config.seed)
     model = VideoTransformer(config.model_config(num_classes=labels.num_classes))
+    model.set_grad_checkpointing(config.grad_checkpointing)
     train_set, val_set = build_datasets(config, model, labels.class_names)
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
@@ -158,11 +159,15 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         log.write_config(config.to_dict(), model.config.to_dict(), list(labels.class_names))
     progress = _progress(config, rank, steps_per_epoch, step)
     last_metrics: dict = {}
+    # Workers are started once, while this process is small (forking a process that holds a
+    # step's freed activations copies more than it should); they see each epoch's permutation
+    # and resume offset through the dataset's shared memory.
+    loader = DataLoader(train_set, batch_size=config.batch_size, collate_fn=collate,
+                        num_workers=config.num_workers, drop_last=True,
+                        persistent_workers=config.num_workers > 0)
     while epoch < config.epochs:
         train_set.load_state_dict({"epoch": epoch, "samples_seen": step_in_epoch *
                                    config.batch_size, "seed": config.seed})
-        loader = DataLoader(train_set, batch_size=config.batch_size, collate_fn=collate,
-                            num_workers=config.num_workers, drop_last=True)
         epoch_loss, epoch_steps = 0.0, 0
         ready = time.perf_counter()
         for batch in loader:

@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (never on the CPU)
+    grad_checkpointing: bool = False  # recompute each block in backward: far less memory
     max_steps: int | None = None  # stop (and checkpoint) after this many optimiser steps
     save_every_steps: int | None = None  # extra mid-epoch checkpoints
     skip_missing: bool = False  # drop videos without labels and labels without videos

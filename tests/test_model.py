@@ -241,3 +241,16 @@ def test_dmsa_equals_a_grid_sample_reference():
         expected = (weights[scale][0][..., None] * sampled).sum(-2)  # g t s e
         expected = rearrange(expected, "g t s e -> t s (g e)")
         assert torch.allclose(outputs[scale][0], expected, atol=1e-5)
+
+
+def test_grad_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = create_model("dvt_tiny", num_classes=4)
+    batch = example_batch(model, 2)
+    model(batch).sum().backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.set_grad_checkpointing(True)
+    model(batch).sum().backward()
+    for name, param in model.named_parameters():
+        assert torch.allclose(param.grad, plain[name], atol=1e-6), name
