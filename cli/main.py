@@ -42,12 +42,13 @@ def _register() -> None:
     from cli.model_info_cmd import model_info_cmd
     from cli.prep_cmd import prep
     from cli.train_cmd import ablate, demo, eval_cmd, train
+    from cli.viz_cmd import viz
 
     main.add_command(prep)
     main.add_command(inspect)
     main.add_command(bench)
     main.add_command(model_info_cmd)
-    for command in (train, eval_cmd, ablate, demo):
+    for command in (viz, train, eval_cmd, ablate, demo):
         main.add_command(command)
 
 
