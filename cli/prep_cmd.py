@@ -47,6 +47,11 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               type=click.Choice(["local", "dask"]), help="Process pool or Dask.")
 @click.option("--scheduler", default="local", show_default=True,
               help="Dask scheduler address, or 'local' for a LocalCluster.")
+@click.option("--root", type=click.Path(file_okay=False),
+              help="Folder that list entries and Kinetics CSV ids are relative to.")
+@click.option("--max-pixels", type=int, help="Fail videos larger than this (width x height).")
+@click.option("--max-frames", type=int, help="Fail videos with more frames than this.")
+@click.option("--time-limit", type=float, help="Fail a video that takes longer (seconds).")
 @click.option("--retry-failed", is_flag=True, help="Try videos that failed before again.")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; print only the summary.")
@@ -54,16 +59,19 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               help="Append one line per video (id, status) to this file.")
 def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          fps: float | None, cue_grid: str, rgb_codec: str, gop: int, crf: int, preset: str,
-         no_reencode: bool, workers: int, executor: str, scheduler: str, retry_failed: bool,
-         allow_failures: bool, quiet: bool, log_path: str | None) -> None:
-    """Extract motion cues from videos (files, folders, .txt/.csv lists) into STORE."""
+         no_reencode: bool, workers: int, executor: str, scheduler: str, root: str | None,
+         max_pixels: int | None, max_frames: int | None, time_limit: float | None,
+         retry_failed: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
+    """Extract motion cues from videos (files, folders, .txt/.csv lists, Kinetics annotation
+    CSVs with --root) into STORE."""
     try:
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
         settings = PrepSettings(cues=cues, cue_grid=int(cue_grid), reencode=not no_reencode,
-                                encode=encode, rgb_codec=rgb_codec)
+                                encode=encode, rgb_codec=rgb_codec, max_pixels=max_pixels,
+                                max_frames=max_frames, time_limit=time_limit)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    videos = collect_inputs(list(inputs))
+    videos = collect_inputs(list(inputs), root=root)
     if not videos:
         raise InputError(f"no video files found in {', '.join(inputs)}; check the paths")
 

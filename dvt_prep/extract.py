@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +35,10 @@ class PrepSettings:
     reencode: bool = True
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     rgb_codec: str = "jpeg"
+    # Guards (not stored: they decide whether a video is prepped, not its cues).
+    max_pixels: int | None = None  # source width x height above this: the video fails
+    max_frames: int | None = None  # more decoded frames than this: the video fails
+    time_limit: float | None = None  # seconds per video; longer: the video fails
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.cues if c not in C.CUE_NAMES]
@@ -60,15 +67,61 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+class _TimeLimit:
+    """A per-video deadline: checked between frames, and (in a process's main thread, where
+    signals work) also enforced by SIGALRM, so a decode that stops returning still ends."""
+
+    def __init__(self, path: str, seconds: float | None) -> None:
+        self.path, self.seconds = path, seconds
+        self.deadline = time.monotonic() + seconds if seconds else None
+        self._armed = False
+
+    def error(self) -> VideoError:
+        return VideoError(f"{self.path}: took longer than {self.seconds:g} s (--time-limit); "
+                          "check the file, or raise the limit")
+
+    def check(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise self.error()
+
+    def __enter__(self) -> _TimeLimit:
+        if self.seconds and hasattr(signal, "setitimer") and \
+                threading.current_thread() is threading.main_thread():
+            def expired(_signum, _frame):
+                raise self.error()
+            self._previous = signal.signal(signal.SIGALRM, expired)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self._armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+
 def extract_video(path: str, settings: PrepSettings = PrepSettings()
                   ) -> tuple[dict[str, np.ndarray], dict]:
     """Cues of one video as arrays of SPEC section 3 (float32 / uint8 / bool), and its metadata.
 
-    Raises VideoError (one line) for a video that cannot be decoded or re-encoded.
+    Raises VideoError (one line) for a video that cannot be decoded or re-encoded, or that a
+    guard of `settings` (max_pixels, max_frames, time_limit) stops.
     """
+    with _TimeLimit(path, settings.time_limit) as limit:
+        return _extract(path, settings, limit)
+
+
+def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
+             ) -> tuple[dict[str, np.ndarray], dict]:
     from dvt_prep import __version__
 
     info = probe(path)
+    if settings.max_pixels and info.width * info.height > settings.max_pixels:
+        raise VideoError(f"{path}: {info.width}x{info.height} is more than --max-pixels "
+                         f"{settings.max_pixels}; skip it or raise the limit")
+    if settings.max_frames and info.num_frames > settings.max_frames:
+        raise VideoError(f"{path}: {info.num_frames} frames is more than --max-frames "
+                         f"{settings.max_frames}; skip it or raise the limit")
     if settings.reencode:
         stream = io.BytesIO(encode_canonical(path, settings.encode, info=info))
         stream_format = "h264"
@@ -80,6 +133,10 @@ def extract_video(path: str, settings: PrepSettings = PrepSettings()
     needs_vectors = any(c in settings.cues for c in ("mv", "md", "rgbr"))
     frames, types, vectors = [], [], []
     for frame in iter_av_frames(stream, motion_vectors=needs_vectors, format=stream_format):
+        if settings.max_frames and len(frames) >= settings.max_frames:
+            raise VideoError(f"{path}: more than --max-frames {settings.max_frames} frames; "
+                             "skip it or raise the limit")
+        limit.check()
         frames.append(frame.to_ndarray(format="rgb24"))
         types.append(frame_type(frame))
         vectors.append(take_motion_vectors(frame) if needs_vectors else None)

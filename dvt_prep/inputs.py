@@ -40,6 +40,27 @@ def _from_directory(directory: Path) -> list[VideoInput]:
     return found
 
 
+def kinetics_video_id(youtube_id: str, time_start: str, time_end: str) -> str:
+    """The file stem Kinetics downloaders use: `{youtube_id}_{start:06d}_{end:06d}`."""
+    return f"{youtube_id}_{int(float(time_start)):06d}_{int(float(time_end)):06d}"
+
+
+def _from_kinetics_csv(rows: list[dict], root: Path) -> list[VideoInput]:
+    """Kinetics annotations (`label,youtube_id,time_start,time_end,split`): the video
+    `{id}.mp4` directly under `root`, or under `root/<label>/` (both layouts are common); a
+    file in neither place fails as that video."""
+    found = []
+    for row in rows:
+        video_id = kinetics_video_id(row["youtube_id"], row["time_start"], row["time_end"])
+        candidates = [root / f"{video_id}.mp4"]
+        if row.get("label"):
+            candidates.append(root / row["label"] / f"{video_id}.mp4")
+            candidates.append(root / row["label"].replace(" ", "_") / f"{video_id}.mp4")
+        path = next((c for c in candidates if c.exists()), candidates[0])
+        found.append(VideoInput(video_id, str(path)))
+    return found
+
+
 def _list_entries(list_file: Path) -> list[str]:
     text = list_file.read_text(encoding="utf-8", errors="replace")
     if list_file.suffix.lower() == ".csv":
@@ -54,8 +75,13 @@ def _list_entries(list_file: Path) -> list[str]:
             if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _from_list(list_file: Path) -> list[VideoInput]:
-    root = list_file.parent
+def _from_list(list_file: Path, root: Path | None = None) -> list[VideoInput]:
+    if list_file.suffix.lower() == ".csv":
+        with open(list_file, newline="", encoding="utf-8", errors="replace") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and {"youtube_id", "time_start", "time_end"} <= set(rows[0]):
+            return _from_kinetics_csv(rows, root or list_file.parent)
+    root = root or list_file.parent
     found = []
     for entry in _list_entries(list_file):
         path = Path(entry) if os.path.isabs(entry) else root / entry
@@ -67,8 +93,10 @@ def _from_list(list_file: Path) -> list[VideoInput]:
     return found
 
 
-def collect_inputs(inputs: list[str]) -> list[VideoInput]:
-    """Expand files, directories and .txt/.csv lists into videos with unique ids.
+def collect_inputs(inputs: list[str], *, root: str | None = None) -> list[VideoInput]:
+    """Expand files, directories, .txt/.csv lists and Kinetics annotation CSVs into videos with
+    unique ids. `root`: the folder that list entries (and Kinetics ids) are relative to
+    (default: the list's own folder).
 
     Raises InputError for a missing input or for two files that map to one id.
     Files named in a list are not checked here: a missing one fails as that video.
@@ -81,7 +109,7 @@ def collect_inputs(inputs: list[str]) -> list[VideoInput]:
         if path.is_dir():
             videos.extend(_from_directory(path))
         elif path.suffix.lower() in LIST_EXTENSIONS:
-            videos.extend(_from_list(path))
+            videos.extend(_from_list(path, Path(root) if root else None))
         else:
             videos.append(VideoInput(path.stem, str(path)))
     by_id: dict[str, str] = {}

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from dvt_prep.errors import InputError
+from dvt_prep.inputs import kinetics_video_id
 
 UNLABELLED = -1
 
@@ -28,11 +29,6 @@ class Labels:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-
-def kinetics_video_id(youtube_id: str, time_start: str, time_end: str) -> str:
-    """The file stem Kinetics downloaders use: `{youtube_id}_{start:06d}_{end:06d}`."""
-    return f"{youtube_id}_{int(float(time_start)):06d}_{int(float(time_end)):06d}"
 
 
 def read_labels(path: str | os.PathLike, *, class_names: tuple[str, ...] | None = None) -> Labels:
