@@ -13,6 +13,7 @@ from dvt_prep.errors import InputError
 from dvt_prep.extract import DEFAULT_CUES, PrepSettings
 from dvt_prep.inputs import collect_inputs
 from dvt_prep.parallel import prep_parallel
+from dvt_prep.store import consolidate
 
 
 def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -101,6 +102,7 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
         bar.close()
         if log is not None:
             log.close()
+    consolidate(output)  # one index file: opening a store of many parts stays fast
     click.echo(report.summary())
     if report.failed and not allow_failures:
         sys.exit(1)

@@ -180,14 +180,20 @@ class Store:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read which parts are committed (for a store that is being written)."""
+        """Re-read which parts are committed (for a store that is being written).
+
+        Parts listed in the consolidated index (`index.json`, written by `consolidate`) are
+        taken from it; only newer parts have their attributes read one by one.
+        """
         videos: dict[str, tuple[str, dict]] = {}
         failures: dict[str, str] = {}
         parts = self._root.get(PARTS)
         names = sorted(parts.group_keys()) if parts is not None else []
+        indexed = _read_index(self.path)
+        self._full_attrs: dict[str, dict] = {}
         self.uncommitted_parts = 0
         for name in names:  # oldest first, so newer parts overwrite
-            attrs = _part_attributes(parts, name)
+            attrs = indexed.get(name) or _part_attributes(parts, name)
             if attrs is None:
                 self.uncommitted_parts += 1
                 continue
@@ -216,8 +222,18 @@ class Store:
 
     def meta(self, video_id: str) -> dict:
         """Per-video metadata (SPEC section 4) as a new dict."""
+        part, entry = self._entry(video_id)
+        if entry.get(_SUMMARY):  # from the index: the part's attributes have the rest
+            if part not in self._full_attrs:
+                self._full_attrs[part] = _part_attributes(self._root[PARTS], part) or {}
+            entry = self._full_attrs[part].get("videos", {}).get(video_id, entry)
+        return {k: v for k, v in entry.items() if k not in ("offset", _SUMMARY)}
+
+    def summary(self, video_id: str) -> dict:
+        """What readers need at scale without the part's attributes: num_frames, arrays,
+        stored_size (a subset of `meta`)."""
         entry = self._entry(video_id)[1]
-        return {k: v for k, v in entry.items() if k != "offset"}
+        return {k: entry[k] for k in _SUMMARY_KEYS if k in entry}
 
     def cues(self, video_id: str) -> list[str]:
         """Names of the arrays stored for a video (cues and their validity arrays)."""
@@ -280,6 +296,50 @@ class Store:
         if key not in self._arrays:
             self._arrays[key] = self._root[f"{PARTS}/{part}/{name}"]
         return self._arrays[key]
+
+
+INDEX = "index.json"
+_SUMMARY = "summary_only"
+_SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset")
+
+
+def _read_index(path: str) -> dict[str, dict]:
+    """part name -> its attributes in summary form, from the consolidated index (if any)."""
+    if "://" in path:
+        return {}
+    try:
+        with open(os.path.join(path, INDEX), encoding="utf-8") as handle:
+            index = json.load(handle)
+        return index["parts"] if index.get("layout") == LAYOUT else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # no index, or a damaged one: read the parts themselves
+
+
+def consolidate(path: str | os.PathLike) -> int:
+    """Write the consolidated index of a local store: every committed part's videos in summary
+    form (offset, frames, arrays, size) and failures, so that opening a store of many thousand
+    parts reads one file instead of one per part. Parts are immutable once committed, so the
+    index never goes stale; parts written later are read one by one until the next
+    consolidation. Atomic (write, then rename). Returns the number of parts indexed."""
+    path = os.fspath(path)
+    if "://" in path:
+        return 0
+    root = _open_root(path, create=False)
+    parts = root.get(PARTS)
+    indexed = _read_index(path)
+    out = {}
+    for name in sorted(parts.group_keys()) if parts is not None else []:
+        attrs = indexed.get(name) or _part_attributes(parts, name)
+        if attrs is None:
+            continue  # not committed (yet, or a crashed writer's)
+        out[name] = {"videos": {v: {**{k: e[k] for k in _SUMMARY_KEYS if k in e}, _SUMMARY: True}
+                                for v, e in attrs["videos"].items()},
+                     "failures": attrs.get("failures", {})}
+    temporary = os.path.join(path, f".{INDEX}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump({"layout": LAYOUT, "parts": out}, handle, separators=(",", ":"))
+    os.replace(temporary, os.path.join(path, INDEX))
+    return len(out)
 
 
 def _part_attributes(parts: zarr.Group, name: str) -> dict | None:

@@ -100,3 +100,29 @@ def test_open_store_errors(tmp_path):
         open_store(tmp_path / "other.zarr")
     with pytest.raises(ValueError):
         open_store(tmp_path / "other.zarr", mode="w")
+
+
+def test_consolidated_index_is_used_and_never_stale(tmp_path):
+    import json
+
+    from dvt_prep.store import INDEX, consolidate
+    arrays = {"md": np.zeros((4, 2, 2, 2), np.float32), "md_valid": np.ones((4, 2, 2), np.float32)}
+    path = tmp_path / "s.zarr"
+    with StoreWriter(path, part_frames=4) as writer:  # one part per video
+        for i in range(5):
+            writer.add_video(f"v{i}", {k: v + i for k, v in arrays.items()},
+                             {"arrays": list(arrays), "stored_size": [32, 32], "note": i})
+        writer.add_failure("bad", "bad: not a video")
+    assert consolidate(path) == 6
+    index = json.loads((path / INDEX).read_text())
+    assert len(index["parts"]) == 6
+    with StoreWriter(path) as writer:  # a part after the index, and v0 again (newest wins)
+        writer.add_video("v0", {k: v + 9 for k, v in arrays.items()},
+                         {"arrays": list(arrays), "stored_size": [32, 32], "note": 9})
+    store = open_store(path)
+    assert store.video_ids == [f"v{i}" for i in range(5)] and store.failures == {"bad": "bad: not a video"}
+    assert store.meta("v3")["note"] == 3 and store.summary("v3")["num_frames"] == 4
+    assert store.meta("v0")["note"] == 9 and store.read("v0", "md")[0, 0, 0, 0] == 9
+    assert np.array_equal(store.read("v2", "md"), arrays["md"] + 2)
+    (path / INDEX).write_text("{not json")  # a damaged index: the parts are read instead
+    assert open_store(path).meta("v4")["note"] == 4

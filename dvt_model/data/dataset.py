@@ -112,7 +112,7 @@ class VideoClipDataset(IterableDataset):
         entries = []
         for index, store in enumerate(self._stores()):
             for video_id in store.video_ids:
-                meta = store.meta(video_id)
+                meta = store.summary(video_id)
                 missing = [c for c in self.cues if c != "avgp" and c not in meta["arrays"]]
                 if "avgp" in self.cues and "rgb" not in meta["arrays"]:
                     missing.append("rgb")
