@@ -188,7 +188,7 @@ class Store:
         videos: dict[str, tuple[str, dict]] = {}
         failures: dict[str, str] = {}
         parts = self._root.get(PARTS)
-        names = sorted(parts.group_keys()) if parts is not None else []
+        names = _part_names(self.path, parts)
         indexed = _read_index(self.path)
         self._full_attrs: dict[str, dict] = {}
         self.uncommitted_parts = 0
@@ -303,6 +303,18 @@ _SUMMARY = "summary_only"
 _SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset")
 
 
+def _part_names(path: str, parts: zarr.Group | None) -> list[str]:
+    """Part names, sorted (= oldest first). A local store lists its folder: zarr's
+    `group_keys()` reads every child's metadata, one file per part."""
+    if parts is None:
+        return []
+    if "://" not in path:
+        folder = os.path.join(path, PARTS)
+        return sorted(name for name in os.listdir(folder)
+                      if os.path.isfile(os.path.join(folder, name, "zarr.json")))
+    return sorted(parts.group_keys())
+
+
 def _read_index(path: str) -> dict[str, dict]:
     """part name -> its attributes in summary form, from the consolidated index (if any)."""
     if "://" in path:
@@ -328,7 +340,7 @@ def consolidate(path: str | os.PathLike) -> int:
     parts = root.get(PARTS)
     indexed = _read_index(path)
     out = {}
-    for name in sorted(parts.group_keys()) if parts is not None else []:
+    for name in _part_names(path, parts):
         attrs = indexed.get(name) or _part_attributes(parts, name)
         if attrs is None:
             continue  # not committed (yet, or a crashed writer's)
