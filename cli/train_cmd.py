@@ -86,6 +86,8 @@ def train(resume_dir: str | None, **params) -> None:
         params["out"] = resume_dir
     config = train_config_from(params, base=base)
     metrics = run_training(config, resume=resume_dir is not None)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: one summary line, from rank 0
+        return
     click.echo(f"run: {config.out}  " + "  ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
 
