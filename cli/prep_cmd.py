@@ -48,6 +48,9 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               type=click.Choice(["local", "dask"]), help="Process pool or Dask.")
 @click.option("--scheduler", default="local", show_default=True,
               help="Dask scheduler address, or 'local' for a LocalCluster.")
+@click.option("--flow-backend", default="opencv", show_default=True,
+              type=click.Choice(["opencv", "torch"]),
+              help="TV-L1 by OpenCV, or dvt's batched PyTorch TV-L1 (all pairs of a video at once).")
 @click.option("--root", type=click.Path(file_okay=False),
               help="Folder that list entries and Kinetics CSV ids are relative to.")
 @click.option("--max-pixels", type=int, help="Fail videos larger than this (width x height).")
@@ -60,7 +63,8 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               help="Append one line per video (id, status) to this file.")
 def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          fps: float | None, cue_grid: str, rgb_codec: str, gop: int, crf: int, preset: str,
-         no_reencode: bool, workers: int, executor: str, scheduler: str, root: str | None,
+         no_reencode: bool, workers: int, executor: str, scheduler: str, flow_backend: str,
+         root: str | None,
          max_pixels: int | None, max_frames: int | None, time_limit: float | None,
          retry_failed: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists, Kinetics annotation
@@ -68,7 +72,8 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
     try:
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
         settings = PrepSettings(cues=cues, cue_grid=int(cue_grid), reencode=not no_reencode,
-                                encode=encode, rgb_codec=rgb_codec, max_pixels=max_pixels,
+                                encode=encode, rgb_codec=rgb_codec, flow_backend=flow_backend,
+                                max_pixels=max_pixels,
                                 max_frames=max_frames, time_limit=time_limit)
     except ValueError as exc:
         raise InputError(str(exc)) from None

@@ -20,7 +20,7 @@ from dvt_prep import cues as C
 from dvt_prep.decode import frame_type, iter_av_frames, probe, take_motion_vectors
 from dvt_prep.encode import EncodeSettings, encode_canonical
 from dvt_prep.errors import VideoError
-from dvt_prep.flow import tvl1_flow
+from dvt_prep.flow import FLOW_BACKENDS, tvl1_flow
 from dvt_prep.motion_vectors import GRID, rasterize, reference_distances
 
 DEFAULT_CUES = ("rgb", "md", "rgbr", "rgbd")
@@ -35,6 +35,7 @@ class PrepSettings:
     reencode: bool = True
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     rgb_codec: str = "jpeg"
+    flow_backend: str = "opencv"  # tvl1 by OpenCV, or by dvt's batched PyTorch TV-L1
     # Guards (not stored: they decide whether a video is prepped, not its cues).
     max_pixels: int | None = None  # source width x height above this: the video fails
     max_frames: int | None = None  # more decoded frames than this: the video fails
@@ -45,6 +46,9 @@ class PrepSettings:
         if unknown:
             raise ValueError(f"unknown cue(s) {', '.join(unknown)}; choose from "
                              f"{', '.join(C.CUE_NAMES)}")
+        if self.flow_backend not in FLOW_BACKENDS:
+            raise ValueError(f"flow backend must be one of {', '.join(FLOW_BACKENDS)}, got "
+                             f"{self.flow_backend!r}")
         if self.cue_grid not in C.CUE_GRIDS:
             raise ValueError(f"cue grid must be one of {C.CUE_GRIDS}, got {self.cue_grid}")
 
@@ -164,6 +168,7 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
         "arrays": list(arrays),
         "cue_grid": settings.cue_grid,
         "rgb_codec": settings.rgb_codec,
+        **({"flow_backend": settings.flow_backend} if "tvl1" in settings.cues else {}),
         "dvt_version": __version__,
     }
     return arrays, meta
@@ -213,8 +218,13 @@ def compute_cues(frames: list[np.ndarray], vectors: list[np.ndarray | None], fra
         out["rgbr"] = rgbr
     if "tvl1" in wanted:
         flow = np.zeros((count, *cell_shape, 2), np.float32)
-        for t in range(1, count):
-            flow[t] = C.cell_mean(tvl1_flow(frames[t], frames[t - 1]), g)
+        if settings.flow_backend == "torch" and count > 1:  # every pair of the video at once
+            pairs = tvl1_flow(np.stack(frames[1:]), np.stack(frames[:-1]), backend="torch")
+            for t in range(1, count):
+                flow[t] = C.cell_mean(pairs[t - 1], g)
+        else:
+            for t in range(1, count):
+                flow[t] = C.cell_mean(tvl1_flow(frames[t], frames[t - 1]), g)
         out["tvl1"] = flow
     return {name: out[name] for name in settings.array_names}
 

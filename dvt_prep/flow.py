@@ -1,4 +1,5 @@
-"""TV-L1 optical flow with OpenCV's DualTVL1OpticalFlow (contrib), at its default parameters."""
+"""TV-L1 optical flow at OpenCV DualTVL1's default parameters: OpenCV's own (contrib), or dvt's
+batched PyTorch implementation (`dvt_prep.flow_torch`, CPU or CUDA)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,31 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"tvl1_flow takes (H, W) grey or (H, W, 3) RGB frames, got {frame.shape}")
 
 
-def tvl1_flow(frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
+FLOW_BACKENDS = ("opencv", "torch")
+
+
+def tvl1_flow(frame_a: np.ndarray, frame_b: np.ndarray, *, backend: str = "opencv",
+              device: str = "cpu") -> np.ndarray:
     """TV-L1 flow from frame_a to frame_b: pixel p of frame_a is at p + flow[p] in frame_b.
 
     frame_a, frame_b: uint8 (H, W, 3) RGB or (H, W) grey, or batches (N, H, W[, 3]) of them.
+    backend: "opencv" (one pair at a time) or "torch" (all pairs at once, on `device`).
     Returns float32 (H, W, 2) (dx, dy) in pixels, or (N, H, W, 2) for batches.
     """
+    if backend not in FLOW_BACKENDS:
+        raise ValueError(f"unknown flow backend {backend!r}; choose from "
+                         f"{', '.join(FLOW_BACKENDS)}")
     frame_a, frame_b = np.asarray(frame_a), np.asarray(frame_b)
     if frame_a.shape != frame_b.shape:
         raise ValueError(f"frames differ in shape: {frame_a.shape} vs {frame_b.shape}")
     batched = frame_a.ndim == 4 or (frame_a.ndim == 3 and frame_a.shape[-1] != 3)
+    if backend == "torch":
+        from dvt_prep.flow_torch import tvl1_flow_torch
+
+        greys_a = np.stack([_grey(f) for f in (frame_a if batched else [frame_a])])
+        greys_b = np.stack([_grey(f) for f in (frame_b if batched else [frame_b])])
+        flow = tvl1_flow_torch(greys_a, greys_b, device=device)
+        return flow if batched else flow[0]
     if batched:
         return np.stack([tvl1_flow(a, b) for a, b in zip(frame_a, frame_b, strict=True)])
     solver = cv2.optflow.DualTVL1OpticalFlow_create()

@@ -1,0 +1,186 @@
+"""TV-L1 optical flow in PyTorch, batched, on the CPU or CUDA.
+
+The duality-based scheme of Zach, Pock and Bischof (2007) as described by Sánchez,
+Meinhardt-Llopis and Facciolo (IPOL 2013), with OpenCV DualTVL1's parameters and defaults:
+an image pyramid (`scale_step`), `warps` warpings per scale, each with up to
+`outer_iterations` x `inner_iterations` of: thresholding step (v), flow update (u = v +
+theta div p), dual update (p), stopping when the mean squared change of u is below epsilon^2;
+a median filter on u before each outer iteration.
+
+Many frame pairs run at once: every operation is on (B, 1, H, W) tensors, and each pair keeps
+its own convergence test (a pair that has converged is frozen while the others go on), so a
+pair's flow does not depend on the batch it is in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Tvl1Params:
+    """OpenCV's `DualTVL1OpticalFlow` parameters and defaults (`lambda_` is its `lambda`)."""
+
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    nscales: int = 5
+    warps: int = 5
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.8
+    median_filtering: int = 5
+
+
+def _centred_gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half the difference of the neighbours; one-sided (halved) on the borders, as OpenCV."""
+    dx = torch.empty_like(image)
+    dx[..., 1:-1] = 0.5 * (image[..., 2:] - image[..., :-2])
+    dx[..., 0] = 0.5 * (image[..., 1] - image[..., 0])
+    dx[..., -1] = 0.5 * (image[..., -1] - image[..., -2])
+    dy = torch.empty_like(image)
+    dy[..., 1:-1, :] = 0.5 * (image[..., 2:, :] - image[..., :-2, :])
+    dy[..., 0, :] = 0.5 * (image[..., 1, :] - image[..., 0, :])
+    dy[..., -1, :] = 0.5 * (image[..., -1, :] - image[..., -2, :])
+    return dx, dy
+
+
+def _forward_gradient(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """u(x+1) - u(x), zero on the last column (row)."""
+    ux = F.pad(u[..., 1:] - u[..., :-1], (0, 1))
+    uy = F.pad(u[..., 1:, :] - u[..., :-1, :], (0, 0, 0, 1))
+    return ux, uy
+
+
+def _divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Backward differences, the adjoint of `_forward_gradient` (OpenCV's borders)."""
+    div = px.clone()
+    div[..., 1:] -= px[..., :-1]
+    div = div + py
+    div[..., 1:, :] -= py[..., :-1, :]
+    return div
+
+
+def _median(u: torch.Tensor, size: int) -> torch.Tensor:
+    """size x size median, replicated borders."""
+    half = size // 2
+    padded = F.pad(u, (half, half, half, half), mode="replicate")
+    windows = padded.unfold(2, size, 1).unfold(3, size, 1)
+    return windows.reshape(*u.shape, size * size).median(dim=-1).values
+
+
+def _warp(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
+    """images (B, C, H, W) sampled at x + u (bicubic, replicated borders)."""
+    height, width = images.shape[-2:]
+    ys = torch.arange(height, device=images.device, dtype=images.dtype)
+    xs = torch.arange(width, device=images.device, dtype=images.dtype)
+    x = (xs[None, None, None, :] + u1) * (2.0 / width) + (1.0 / width - 1.0)
+    y = (ys[None, None, :, None] + u2) * (2.0 / height) + (1.0 / height - 1.0)
+    grid = torch.stack((x[:, 0], y[:, 0]), dim=-1)
+    return F.grid_sample(images, grid, mode="bicubic", padding_mode="border",
+                         align_corners=False)
+
+
+def _pyramid(image: torch.Tensor, params: Tvl1Params) -> list[torch.Tensor]:
+    levels = [image]
+    for _ in range(1, params.nscales):
+        height, width = levels[-1].shape[-2:]
+        size = (round(height * params.scale_step), round(width * params.scale_step))
+        if min(size) < 16:
+            break
+        levels.append(F.interpolate(levels[-1], size=size, mode="bilinear",
+                                    align_corners=False))
+    return levels
+
+
+def _select(active: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    return new if bool(active.all()) else torch.where(active[:, None, None, None], new, old)
+
+
+def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
+               params: Tvl1Params) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = i0.shape[0]
+    i1x, i1y = _centred_gradient(i1)
+    p11, p12, p21, p22 = (torch.zeros_like(i0) for _ in range(4))
+    l_t = params.lambda_ * params.theta
+    taut = params.tau / params.theta
+    threshold = params.epsilon ** 2
+    for _ in range(params.warps):
+        warped = _warp(torch.cat((i1, i1x, i1y), 1), u1, u2)
+        i1w, i1wx, i1wy = warped[:, 0:1], warped[:, 1:2], warped[:, 2:3]
+        grad = i1wx * i1wx + i1wy * i1wy
+        rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
+        error = torch.full((batch,), math.inf, device=i0.device)
+        for _ in range(params.outer_iterations):
+            active = error > threshold
+            if not bool(active.any()):
+                break
+            if params.median_filtering > 1:
+                u1 = _select(active, _median(u1, params.median_filtering), u1)
+                u2 = _select(active, _median(u2, params.median_filtering), u2)
+            for _ in range(params.inner_iterations):
+                active = error > threshold
+                if not bool(active.any()):
+                    break
+                # thresholding step: v = u + d
+                rho = rho_c + i1wx * u1 + i1wy * u2
+                step = torch.where(rho < -l_t * grad, l_t,
+                                   torch.where(rho > l_t * grad, -l_t,
+                                               -rho / grad.clamp(min=1.1920929e-07)))
+                step = torch.where((rho.abs() <= l_t * grad) & (grad <= 1.1920929e-07),
+                                   torch.zeros_like(step), step)
+                v1, v2 = u1 + step * i1wx, u2 + step * i1wy
+                # u = v + theta * div(p)
+                new_u1 = v1 + params.theta * _divergence(p11, p12)
+                new_u2 = v2 + params.theta * _divergence(p21, p22)
+                change = ((new_u1 - u1) ** 2 + (new_u2 - u2) ** 2).mean(dim=(1, 2, 3))
+                error = torch.where(active, change, error)
+                u1, u2 = _select(active, new_u1, u1), _select(active, new_u2, u2)
+                # p = (p + taut * grad u) / (1 + taut * |grad u|)
+                u1x, u1y = _forward_gradient(u1)
+                u2x, u2y = _forward_gradient(u2)
+                norm1 = 1.0 + taut * torch.sqrt(u1x * u1x + u1y * u1y)
+                norm2 = 1.0 + taut * torch.sqrt(u2x * u2x + u2y * u2y)
+                p11 = _select(active, (p11 + taut * u1x) / norm1, p11)
+                p12 = _select(active, (p12 + taut * u1y) / norm1, p12)
+                p21 = _select(active, (p21 + taut * u2x) / norm2, p21)
+                p22 = _select(active, (p22 + taut * u2y) / norm2, p22)
+    return u1, u2
+
+
+@torch.no_grad()
+def tvl1_torch(first: torch.Tensor, second: torch.Tensor, params: Tvl1Params = Tvl1Params()
+               ) -> torch.Tensor:
+    """Flow from `first` to `second`, both (B, 1, H, W) float grey levels (0-255): pixel p of
+    `first` is at p + flow[p] in `second`. Returns (B, H, W, 2) float32 (dx, dy), pixels."""
+    first, second = first.float(), second.float()
+    levels0, levels1 = _pyramid(first, params), _pyramid(second, params)
+    u1 = torch.zeros_like(levels0[-1])
+    u2 = torch.zeros_like(levels0[-1])
+    for scale in range(len(levels0) - 1, -1, -1):
+        u1, u2 = _one_scale(levels0[scale], levels1[scale], u1, u2, params)
+        if scale:
+            size = levels0[scale - 1].shape[-2:]
+            u1 = F.interpolate(u1, size=size, mode="bilinear", align_corners=False)
+            u2 = F.interpolate(u2, size=size, mode="bilinear", align_corners=False)
+            u1, u2 = u1 / params.scale_step, u2 / params.scale_step
+    return torch.cat((u1, u2), 1).permute(0, 2, 3, 1).contiguous()
+
+
+def tvl1_flow_torch(frames_a: np.ndarray, frames_b: np.ndarray, *, device: str = "cpu",
+                    batch_size: int = 64, params: Tvl1Params = Tvl1Params()) -> np.ndarray:
+    """`tvl1_flow` with the PyTorch backend: grey uint8 (N, H, W) in, (N, H, W, 2) float32
+    out, `batch_size` pairs at a time on `device`."""
+    out = []
+    for start in range(0, len(frames_a), batch_size):
+        a = torch.from_numpy(np.ascontiguousarray(frames_a[start:start + batch_size]))
+        b = torch.from_numpy(np.ascontiguousarray(frames_b[start:start + batch_size]))
+        flow = tvl1_torch(a[:, None].to(device), b[:, None].to(device), params)
+        out.append(flow.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, *frames_a.shape[1:], 2), np.float32)
