@@ -135,6 +135,11 @@ def _step_function(compile_step: bool):
     if not compile_step:
         return _inner_step
     if _compiled_step is None:
+        import torch._dynamo
+
+        # one graph per pyramid level and batch size (and thread count): more than dynamo's
+        # default of 8, after which it would silently fall back to eager
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
         _compiled_step = torch.compile(_inner_step, dynamic=False)
     return _compiled_step
 
