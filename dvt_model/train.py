@@ -196,6 +196,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
             if config.max_steps is not None and step >= config.max_steps:
                 save(CHECKPOINT)
                 log.close()
+                if progress is not None:
+                    progress.close()
                 return {"step": step, "loss": loss_value}
             if config.save_every_steps and step % config.save_every_steps == 0:
                 save(CHECKPOINT)
