@@ -6,8 +6,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dvt_model.model import VideoTransformer
+from dvt_prep.extract import PrepSettings
 
-CUE_CELL = 4  # the default cue grid of `dvt prep`: rgbr, rgbd, tvl1 per 4x4 cell
+CUE_CELL = PrepSettings().cue_grid  # `dvt prep`'s default: rgbr, rgbd, tvl1 per 4x4 cell
 
 
 def example_batch(model: VideoTransformer, batch_size: int = 1) -> dict[str, torch.Tensor]:

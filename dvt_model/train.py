@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from dvt_model.data import VideoClipDataset, collate, read_labels
+from dvt_model.data import Labels, VideoClipDataset, collate, read_labels
 from dvt_model.metrics_log import MetricsLog
 from dvt_model.model import VideoTransformer
 from dvt_model.predict import accuracy, predict, to_device
@@ -67,9 +67,10 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
 
 
-def build_datasets(config: TrainConfig, model: VideoTransformer, class_names=None):
-    """The training dataset (and the validation one when `val_labels` is set)."""
-    labels = read_labels(config.labels, class_names=class_names)
+def build_datasets(config: TrainConfig, model: VideoTransformer, labels: Labels | None = None):
+    """The training dataset (and the validation one when `val_labels` is set); `labels`: the
+    training labels when the caller has read them already."""
+    labels = labels or read_labels(config.labels)
     common = dict(cues=model.inputs, num_frames=model.config.num_frames,
                   frame_stride=config.frame_stride, img_size=model.config.img_size,
                   seed=config.seed, on_missing="skip" if config.skip_missing else "error")
@@ -127,7 +128,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     torch.manual_seed(config.seed)
     model = VideoTransformer(config.model_config(num_classes=labels.num_classes))
     model.set_grad_checkpointing(config.grad_checkpointing)
-    train_set, val_set = build_datasets(config, model, labels.class_names)
+    train_set, val_set = build_datasets(config, model, labels)
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise InputError(f"train: {len(train_set)} clips per rank is fewer than one batch of "

@@ -40,6 +40,9 @@ def _from_directory(directory: Path) -> list[VideoInput]:
     return found
 
 
+KINETICS_COLUMNS = frozenset({"youtube_id", "time_start", "time_end"})
+
+
 def kinetics_video_id(youtube_id: str, time_start: str, time_end: str) -> str:
     """The file stem Kinetics downloaders use: `{youtube_id}_{start:06d}_{end:06d}`."""
     return f"{youtube_id}_{int(float(time_start)):06d}_{int(float(time_end)):06d}"
@@ -79,7 +82,7 @@ def _from_list(list_file: Path, root: Path | None = None) -> list[VideoInput]:
     if list_file.suffix.lower() == ".csv":
         with open(list_file, newline="", encoding="utf-8", errors="replace") as handle:
             rows = list(csv.DictReader(handle))
-        if rows and {"youtube_id", "time_start", "time_end"} <= set(rows[0]):
+        if rows and KINETICS_COLUMNS <= set(rows[0]):
             return _from_kinetics_csv(rows, root or list_file.parent)
     root = root or list_file.parent
     found = []

@@ -93,11 +93,13 @@ def render_frames(store: Store, video_id: str, cue: str, frames: list[int]) -> n
     width, height = store.meta(video_id)["stored_size"]
     rgb = store.read_frames(video_id, "rgb", frames) if "rgb" in arrays else \
         np.full((len(frames), height, width, 3), 128, np.uint8)
-    data = store.read_frames(video_id, cue, frames)
     valid = store.read_frames(video_id, "mv_valid", frames) if cue == "mv" else None
-    if cue in ("mv", "md", "tvl1"):
+    if cue in ("mv", "md", "tvl1"):  # the whole video once: its speeds set the scale
         every = store.read(video_id, cue)
         max_speed = float(np.percentile(np.hypot(every[..., 0], every[..., 1]), 99.5)) or 1.0
+        data = every[frames]
+    else:
+        data = store.read_frames(video_id, cue, frames)
     pictures = []
     for k in range(len(frames)):
         if cue == "rgb":

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from dvt_prep.errors import InputError
-from dvt_prep.inputs import kinetics_video_id
+from dvt_prep.inputs import KINETICS_COLUMNS, kinetics_video_id
 
 UNLABELLED = -1
 
@@ -53,7 +53,7 @@ def _read_csv(path: str) -> dict[str, str]:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
         header = set(rows[0]) if rows else set()
-    if {"youtube_id", "time_start", "time_end"} <= header:
+    if KINETICS_COLUMNS <= header:
         return {kinetics_video_id(r["youtube_id"], r["time_start"], r["time_end"]):
                 (r.get("label") or "").strip() for r in rows}
     if {"video_id", "label"} <= header:
