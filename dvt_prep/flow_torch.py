@@ -87,15 +87,35 @@ def _warp(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Ten
                          align_corners=False)
 
 
+def _resize_matrix(size_in: int, size_out: int, scale: float, like: torch.Tensor
+                   ) -> torch.Tensor:
+    """(size_out, size_in) bilinear weights of OpenCV's resize with an explicit factor: output
+    pixel i samples input position (i + 0.5) / scale - 0.5, clamped to the image. OpenCV maps
+    with the factor itself, not the ratio of the rounded sizes (as F.interpolate(size=) does);
+    the two drift apart by up to a quarter pixel across a Sintel frame."""
+    position = ((torch.arange(size_out, dtype=torch.float64) + 0.5) / scale - 0.5).clamp(min=0)
+    low = position.floor().long().clamp(max=size_in - 1)
+    high = (low + 1).clamp(max=size_in - 1)
+    weight_high = position - low
+    matrix = torch.zeros(size_out, size_in, dtype=torch.float64)
+    rows = torch.arange(size_out)
+    matrix[rows, low] += 1 - weight_high
+    matrix[rows, high] += weight_high
+    return matrix.to(like)
+
+
 def _pyramid(image: torch.Tensor, params: Tvl1Params) -> list[torch.Tensor]:
+    """Levels from fine to coarse, each `scale_step` times the one before (OpenCV's resize:
+    bilinear, sizes rounded)."""
     levels = [image]
     for _ in range(1, params.nscales):
         height, width = levels[-1].shape[-2:]
         size = (round(height * params.scale_step), round(width * params.scale_step))
         if min(size) < 16:
             break
-        levels.append(F.interpolate(levels[-1], size=size, mode="bilinear",
-                                    align_corners=False))
+        rows = _resize_matrix(height, size[0], params.scale_step, image)
+        columns = _resize_matrix(width, size[1], params.scale_step, image)
+        levels.append(rows @ levels[-1] @ columns.T)
     return levels
 
 
