@@ -48,9 +48,11 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               type=click.Choice(["local", "dask"]), help="Process pool or Dask.")
 @click.option("--scheduler", default="local", show_default=True,
               help="Dask scheduler address, or 'local' for a LocalCluster.")
-@click.option("--flow-backend", default="opencv", show_default=True,
-              type=click.Choice(["opencv", "torch"]),
-              help="TV-L1 by OpenCV, or dvt's batched PyTorch TV-L1 (all pairs of a video at once).")
+@click.option("--flow-backend", default="torch", show_default=True,
+              type=click.Choice(["torch", "opencv"]),
+              help="TV-L1 by dvt's batched PyTorch TV-L1, or by OpenCV's DualTVL1.")
+@click.option("--flow-device", default="cpu", show_default=True,
+              help="Device of the torch TV-L1: cpu, cuda, cuda:1, ...")
 @click.option("--root", type=click.Path(file_okay=False),
               help="Folder that list entries and Kinetics CSV ids are relative to.")
 @click.option("--max-pixels", type=int, help="Fail videos larger than this (width x height).")
@@ -64,6 +66,7 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          fps: float | None, cue_grid: str, rgb_codec: str, gop: int, crf: int, preset: str,
          no_reencode: bool, workers: int, executor: str, scheduler: str, flow_backend: str,
+         flow_device: str,
          root: str | None,
          max_pixels: int | None, max_frames: int | None, time_limit: float | None,
          retry_failed: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
@@ -73,6 +76,7 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
         settings = PrepSettings(cues=cues, cue_grid=int(cue_grid), reencode=not no_reencode,
                                 encode=encode, rgb_codec=rgb_codec, flow_backend=flow_backend,
+                                flow_device=flow_device,
                                 max_pixels=max_pixels,
                                 max_frames=max_frames, time_limit=time_limit)
     except ValueError as exc:

@@ -35,7 +35,8 @@ class PrepSettings:
     reencode: bool = True
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     rgb_codec: str = "jpeg"
-    flow_backend: str = "opencv"  # tvl1 by OpenCV, or by dvt's batched PyTorch TV-L1
+    flow_backend: str = "torch"  # tvl1 by dvt's batched PyTorch TV-L1, or by OpenCV
+    flow_device: str = "cpu"  # where the torch backend runs ("cpu", "cuda", "cuda:1")
     # Guards (not stored: they decide whether a video is prepped, not its cues).
     max_pixels: int | None = None  # source width x height above this: the video fails
     max_frames: int | None = None  # more decoded frames than this: the video fails
@@ -218,13 +219,15 @@ def compute_cues(frames: list[np.ndarray], vectors: list[np.ndarray | None], fra
         out["rgbr"] = rgbr
     if "tvl1" in wanted:
         flow = np.zeros((count, *cell_shape, 2), np.float32)
-        if settings.flow_backend == "torch" and count > 1:  # every pair of the video at once
-            pairs = tvl1_flow(np.stack(frames[1:]), np.stack(frames[:-1]), backend="torch")
-            for t in range(1, count):
-                flow[t] = C.cell_mean(pairs[t - 1], g)
-        else:
-            for t in range(1, count):
-                flow[t] = C.cell_mean(tvl1_flow(frames[t], frames[t - 1]), g)
+        # pairs in blocks (the torch backend batches each), pooled block by block: a video's
+        # full-resolution flows are never all in memory at once
+        block = 32 if settings.flow_device == "cpu" else 256
+        for start in range(1, count, block):
+            stop = min(start + block, count)
+            pairs = tvl1_flow(np.stack(frames[start:stop]), np.stack(frames[start - 1:stop - 1]),
+                              backend=settings.flow_backend, device=settings.flow_device)
+            for t in range(start, stop):
+                flow[t] = C.cell_mean(pairs[t - start], g)
         out["tvl1"] = flow
     return {name: out[name] for name in settings.array_names}
 

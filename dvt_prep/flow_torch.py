@@ -8,15 +8,16 @@ theta div p), dual update (p), stopping when the mean squared change of u is bel
 a median filter on u before each outer iteration.
 
 Many frame pairs run at once: every operation is on (B, 1, H, W) tensors, and each pair keeps
-its own convergence test (a pair that has converged is frozen while the others go on), so a
-pair's flow does not depend on the batch it is in.
+its own convergence test: a pair that has converged leaves the batch, which shrinks to the
+pairs still iterating (most pairs converge in a third of the iterations of the slowest), so a
+pair's flow does not depend on the batch it is in and finished pairs cost nothing.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,22 +54,27 @@ def _centred_gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _forward_gradient(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """u(x+1) - u(x), zero on the last column (row)."""
-    ux = F.pad(u[..., 1:] - u[..., :-1], (0, 1))
-    uy = F.pad(u[..., 1:, :] - u[..., :-1, :], (0, 0, 0, 1))
+    ux = torch.zeros_like(u)
+    torch.sub(u[..., 1:], u[..., :-1], out=ux[..., :-1])
+    uy = torch.zeros_like(u)
+    torch.sub(u[..., 1:, :], u[..., :-1, :], out=uy[..., :-1, :])
     return ux, uy
 
 
 def _divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
     """Backward differences, the adjoint of `_forward_gradient` (OpenCV's borders)."""
-    div = px.clone()
+    div = px + py
     div[..., 1:] -= px[..., :-1]
-    div = div + py
     div[..., 1:, :] -= py[..., :-1, :]
     return div
 
 
 def _median(u: torch.Tensor, size: int) -> torch.Tensor:
-    """size x size median, replicated borders."""
+    """size x size median of each (B, 1, H, W) map, replicated borders. On the CPU, OpenCV's
+    medianBlur (same borders, same result, some 50x faster than sorting unfolded windows)."""
+    if u.device.type == "cpu" and size in (3, 5):
+        return torch.from_numpy(np.stack([cv2.medianBlur(plane, size)
+                                          for plane in u[:, 0].numpy()]))[:, None]
     half = size // 2
     padded = F.pad(u, (half, half, half, half), mode="replicate")
     windows = padded.unfold(2, size, 1).unfold(3, size, 1)
@@ -76,14 +82,15 @@ def _median(u: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _warp(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
-    """images (B, C, H, W) sampled at x + u (bicubic, replicated borders)."""
+    """images (B, C, H, W) sampled at x + u (bicubic; zero outside the image, as OpenCV's remap
+    with its default constant border: a pair whose flow leaves the image is penalised there)."""
     height, width = images.shape[-2:]
     ys = torch.arange(height, device=images.device, dtype=images.dtype)
     xs = torch.arange(width, device=images.device, dtype=images.dtype)
     x = (xs[None, None, None, :] + u1) * (2.0 / width) + (1.0 / width - 1.0)
     y = (ys[None, None, :, None] + u2) * (2.0 / height) + (1.0 / height - 1.0)
     grid = torch.stack((x[:, 0], y[:, 0]), dim=-1)
-    return F.grid_sample(images, grid, mode="bicubic", padding_mode="border",
+    return F.grid_sample(images, grid, mode="bicubic", padding_mode="zeros",
                          align_corners=False)
 
 
@@ -119,48 +126,51 @@ def _pyramid(image: torch.Tensor, params: Tvl1Params) -> list[torch.Tensor]:
     return levels
 
 
-def _select(active: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    return new if bool(active.all()) else torch.where(active[:, None, None, None], new, old)
-
-
 _TINY = 1.1920929e-07  # float32 epsilon, OpenCV's test for a flat spot
 
 
-def _inner_step(u1, u2, p11, p12, p21, p22, i1wx, i1wy, grad, rho_c, l_t: float, theta: float,
-                taut: float):
+def _inner_step(u1, u2, p11, p12, p21, p22, i1wx, i1wy, neg_inv_grad, rho_c, l_t: float,
+                theta: float, taut: float):
     """One inner iteration for every pair: thresholding (v), flow (u), dual (p). Returns the
-    new u1, u2, p11, p12, p21, p22 and each pair's mean squared change of u."""
-    rho = rho_c + i1wx * u1 + i1wy * u2
-    step = torch.where(rho < -l_t * grad, l_t,
-                       torch.where(rho > l_t * grad, -l_t, -rho / grad.clamp(min=_TINY)))
-    step = torch.where((rho.abs() <= l_t * grad) & (grad <= _TINY), 0.0, step)
-    new_u1 = u1 + step * i1wx + theta * _divergence(p11, p12)
-    new_u2 = u2 + step * i1wy + theta * _divergence(p21, p22)
-    change = ((new_u1 - u1) ** 2 + (new_u2 - u2) ** 2).mean(dim=(1, 2, 3))
+    new u1, u2, p11, p12, p21, p22 and each pair's mean squared change of u.
+
+    The thresholding step is -rho / |grad I1|^2 clamped to [-l_t, l_t]: the three cases of
+    the scheme in one expression. `neg_inv_grad` is -1 / max(|grad I1|^2, float32 eps); where
+    the gradient is below eps the step is +-l_t or 0 (OpenCV) but multiplies a gradient
+    component below 4e-4, so the two differ by at most 2e-5 px."""
+    rho = torch.addcmul(torch.addcmul(rho_c, i1wx, u1), i1wy, u2)
+    step = rho.mul_(neg_inv_grad).clamp_(-l_t, l_t)
+    delta1 = torch.addcmul(_divergence(p11, p12).mul_(theta), step, i1wx)
+    delta2 = torch.addcmul(_divergence(p21, p22).mul_(theta), step, i1wy)
+    change = (delta1.square() + delta2.square()).mean(dim=(1, 2, 3))
+    new_u1, new_u2 = u1 + delta1, u2 + delta2
     u1x, u1y = _forward_gradient(new_u1)
     u2x, u2y = _forward_gradient(new_u2)
-    norm1 = 1.0 + taut * torch.sqrt(u1x * u1x + u1y * u1y)
-    norm2 = 1.0 + taut * torch.sqrt(u2x * u2x + u2y * u2y)
-    return (new_u1, new_u2, (p11 + taut * u1x) / norm1, (p12 + taut * u1y) / norm1,
-            (p21 + taut * u2x) / norm2, (p22 + taut * u2y) / norm2, change)
+    norm1 = torch.hypot(u1x, u1y).mul_(taut).add_(1.0)
+    norm2 = torch.hypot(u2x, u2y).mul_(taut).add_(1.0)
+    return (new_u1, new_u2, torch.add(p11, u1x, alpha=taut).div_(norm1),
+            torch.add(p12, u1y, alpha=taut).div_(norm1),
+            torch.add(p21, u2x, alpha=taut).div_(norm2),
+            torch.add(p22, u2y, alpha=taut).div_(norm2), change)
 
 
 _compiled_step = None
 
 
 def _step_function(compile_step: bool):
-    """The inner step, fused by torch.compile when asked (about 4x faster on the CPU once
-    compiled; compiling costs seconds per image size)."""
+    """The inner step, fused by torch.compile when asked: meant for CUDA, where eager runs one
+    kernel per operation. On the CPU the eager step (in-place, few temporaries) is faster than
+    the compiled one (BENCHMARKS.md), and compiling costs about 30 s per process."""
     global _compiled_step
     if not compile_step:
         return _inner_step
     if _compiled_step is None:
         import torch._dynamo
 
-        # one graph per pyramid level and batch size (and thread count): more than dynamo's
-        # default of 8, after which it would silently fall back to eager
+        # graphs for pyramid levels and shrinking batches: more than dynamo's default of 8,
+        # after which it would silently fall back to eager
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
-        _compiled_step = torch.compile(_inner_step, dynamic=False)
+        _compiled_step = torch.compile(_inner_step)
     return _compiled_step
 
 
@@ -168,36 +178,42 @@ def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.T
                params: Tvl1Params, compile_step: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor]:
     step_function = _step_function(compile_step)
-    batch = i0.shape[0]
     i1x, i1y = _centred_gradient(i1)
-    p11, p12, p21, p22 = (torch.zeros_like(i0) for _ in range(4))
+    # u1, u2, p11, p12, p21, p22 of every pair; the loops below work on the pairs that have not
+    # converged yet (`live`), a shrinking sub-batch, and write each pair back once it converges
+    state = [u1.clone(), u2.clone(), *(torch.zeros_like(i0) for _ in range(4))]
     l_t = params.lambda_ * params.theta
     taut = params.tau / params.theta
     threshold = params.epsilon ** 2
     for _ in range(params.warps):
-        warped = _warp(torch.cat((i1, i1x, i1y), 1), u1, u2)
+        warped = _warp(torch.cat((i1, i1x, i1y), 1), state[0], state[1])
         i1w, i1wx, i1wy = warped[:, 0:1], warped[:, 1:2], warped[:, 2:3]
-        grad = i1wx * i1wx + i1wy * i1wy
-        rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
-        error = torch.full((batch,), math.inf, device=i0.device)
+        neg_inv_grad = -1.0 / (i1wx * i1wx + i1wy * i1wy).clamp(min=_TINY)
+        rho_c = i1w - i1wx * state[0] - i1wy * state[1] - i0
+        live = torch.arange(i0.shape[0], device=i0.device)
+        variables, constants = list(state), [i1wx, i1wy, neg_inv_grad, rho_c]
         for _ in range(params.outer_iterations):
-            active = error > threshold
-            if not bool(active.any()):
-                break
             if params.median_filtering > 1:
-                u1 = _select(active, _median(u1, params.median_filtering), u1)
-                u2 = _select(active, _median(u2, params.median_filtering), u2)
+                variables[0] = _median(variables[0], params.median_filtering)
+                variables[1] = _median(variables[1], params.median_filtering)
             for _ in range(params.inner_iterations):
-                active = error > threshold
-                if not bool(active.any()):
-                    break
-                new = step_function(u1, u2, p11, p12, p21, p22, i1wx, i1wy, grad, rho_c,
-                                    l_t, params.theta, taut)
-                error = torch.where(active, new[-1], error)
-                u1, u2, p11, p12, p21, p22 = (
-                    _select(active, n, o) for n, o in zip(new[:-1], (u1, u2, p11, p12, p21, p22),
-                                                          strict=True))
-    return u1, u2
+                *variables, change = step_function(*variables, *constants, l_t, params.theta,
+                                                   taut)
+                done = change <= threshold
+                if bool(done.any()):
+                    for whole, part in zip(state, variables, strict=True):
+                        whole[live[done]] = part[done]
+                    keep = ~done
+                    live = live[keep]
+                    variables = [part[keep] for part in variables]
+                    constants = [part[keep] for part in constants]
+                    if not len(live):
+                        break
+            if not len(live):
+                break
+        for whole, part in zip(state, variables, strict=True):
+            whole[live] = part
+    return state[0], state[1]
 
 
 @torch.no_grad()
@@ -205,7 +221,7 @@ def tvl1_torch(first: torch.Tensor, second: torch.Tensor, params: Tvl1Params = T
                *, compile_step: bool = False) -> torch.Tensor:
     """Flow from `first` to `second`, both (B, 1, H, W) float grey levels (0-255): pixel p of
     `first` is at p + flow[p] in `second`. Returns (B, H, W, 2) float32 (dx, dy), pixels.
-    compile_step: fuse the inner iteration with torch.compile (worth it for many pairs)."""
+    compile_step: fuse the inner iteration with torch.compile (for CUDA; see _step_function)."""
     first, second = first.float(), second.float()
     levels0, levels1 = _pyramid(first, params), _pyramid(second, params)
     u1 = torch.zeros_like(levels0[-1])
@@ -221,10 +237,13 @@ def tvl1_torch(first: torch.Tensor, second: torch.Tensor, params: Tvl1Params = T
 
 
 def tvl1_flow_torch(frames_a: np.ndarray, frames_b: np.ndarray, *, device: str = "cpu",
-                    batch_size: int = 64, params: Tvl1Params = Tvl1Params(),
+                    batch_size: int | None = None, params: Tvl1Params = Tvl1Params(),
                     compile_step: bool = False) -> np.ndarray:
     """`tvl1_flow` with the PyTorch backend: grey uint8 (N, H, W) in, (N, H, W, 2) float32
-    out, `batch_size` pairs at a time on `device`."""
+    out, `batch_size` pairs at a time on `device` (default 8 on the CPU, where larger batches
+    leave the cache and run slower, 256 on a GPU)."""
+    if batch_size is None:
+        batch_size = 8 if torch.device(device).type == "cpu" else 256
     out = []
     for start in range(0, len(frames_a), batch_size):
         a = torch.from_numpy(np.ascontiguousarray(frames_a[start:start + batch_size]))
