@@ -56,12 +56,8 @@ class JpegCodec(ArrayBytesCodec):
         return chunk_spec.prototype.buffer.from_bytes(encoded.tobytes())
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-        encoded = np.frombuffer(chunk_bytes.to_bytes(), np.uint8)
-        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError("corrupt JPEG chunk")
-        array = image[..., ::-1].reshape(chunk_spec.shape)
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(np.ascontiguousarray(array))
+        array = decode_jpeg(chunk_bytes.to_bytes(), chunk_spec.shape)
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(array)
 
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
         return self._encode_sync(chunk_array, chunk_spec)
@@ -71,6 +67,14 @@ class JpegCodec(ArrayBytesCodec):
 
     def compute_encoded_size(self, input_byte_length: int, _chunk_spec: ArraySpec) -> int:
         raise NotImplementedError  # variable size
+
+
+def decode_jpeg(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """A chunk's JPEG bytes back to its uint8 array of `shape` (..., H, W, 3), RGB."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("corrupt JPEG chunk")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).reshape(shape)
 
 
 register_codec(CODEC_NAME, JpegCodec)

@@ -126,3 +126,30 @@ def test_consolidated_index_is_used_and_never_stale(tmp_path):
     assert np.array_equal(store.read("v2", "md"), arrays["md"] + 2)
     (path / INDEX).write_text("{not json")  # a damaged index: the parts are read instead
     assert open_store(path).meta("v4")["note"] == 4
+
+
+@pytest.mark.parametrize("rgb_codec", ["jpeg", "lossless"])
+def test_direct_shard_reads_equal_zarr_reads(tmp_path, extracted, rgb_codec):
+    """Store.read takes each chunk straight from the shard file; zarr must agree on every array,
+    for every range (chunk edges, a part's second video, empty, a whole part)."""
+    from dvt_prep.shard_read import ShardFile
+    from dvt_prep.store_format import from_disk
+
+    arrays, meta = extracted
+    with StoreWriter(tmp_path / "s.zarr", rgb_codec=rgb_codec) as writer:
+        writer.add_video("a", arrays, meta)
+        writer.add_video("b", {k: v[:13] for k, v in arrays.items()}, meta | {"num_frames": 13})
+    store = open_store(tmp_path / "s.zarr")
+    part = store._entry("b")[0]
+    for name in arrays:
+        array = store._array(part, name)
+        assert ShardFile.open(array, str(tmp_path / "s.zarr" / PARTS / part / name)) is not None
+        total = array.shape[0]
+        for start, stop in [(0, total), (0, 1), (15, 17), (16, 32), (total - 13, total),
+                            (5, 5), (total - 1, total)]:
+            direct = store._rows(part, name, start, stop)
+            assert direct.dtype == array.dtype and np.array_equal(direct, array[start:stop]), \
+                (name, start, stop)
+            assert direct.flags.writeable
+        assert np.array_equal(store.read("b", name, 3, 9),
+                              from_disk(name, array[total - 13 + 3: total - 13 + 9]))

@@ -21,6 +21,9 @@ from dvt_prep.store import Store, open_store
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# rgb from grey levels to ImageNet-normalised in one multiply-add
+_RGB_SCALE = 1.0 / (255.0 * torch.tensor(IMAGENET_STD))
+_RGB_SHIFT = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
 STORED_CUES = ("rgb", "mv", "mv_valid", "md", "md_valid", "rgbr", "rgbd", "tvl1")
 DATASET_CUES = STORED_CUES + ("avgp",)
 MODES = ("train", "val", "test")
@@ -242,17 +245,16 @@ class VideoClipDataset(IterableDataset):
                 continue
             array = torch.from_numpy(np.ascontiguousarray(
                 read_clip(store, entry.video_id, cue, frames, self.frame_stride, stored_size)))
-            array = array.float() if array.dtype != torch.float32 else array
             if array.ndim == 3:  # validity arrays: add a channel
                 array = array[..., None]
-            if cue == "rgb":
-                array = array / 255.0
+            # resampled as stored (uint8 rgb: only the box is converted to float), then
+            # normalised: the two commute, and the output is smaller than the frame
             array = transform_cue(cue, array, box, stored_size, self.img_size)
             if cue == "rgb":
-                array = (array - array.new_tensor(IMAGENET_MEAN)) / array.new_tensor(IMAGENET_STD)
+                array = torch.addcmul(_RGB_SHIFT, array, _RGB_SCALE)
             if cue in _VALIDITY:
                 array = array[..., 0]
-            out[cue] = array
+            out[cue] = array.contiguous()
         if "avgp" in self.cues:
             rgb = out["rgb"]
             cells = self.img_size // PATCH

@@ -58,23 +58,34 @@ def short_side_boxes(height: int, width: int, num_crops: int) -> list[Box]:
 
 def crop_resize(array: torch.Tensor, box: Box, stored_size: tuple[int, int], out_size: int
                 ) -> torch.Tensor:
-    """Resample one cue over a box. array: (T, h, w, C) float32 on a grid covering the stored
-    frame of `stored_size` = (H, W) pixels; returns (T, h', w', C) with h' = w' = out_size / cell
-    and the same cell size as the input (16 for `md`, 1 for `rgb`, ...). Bilinear."""
+    """Resample one cue over a box. array: (T, h, w, C) on a grid covering the stored frame of
+    `stored_size` = (H, W) pixels, any dtype; returns (T, h', w', C) float32 with
+    h' = w' = out_size / cell and the same cell size as the input (16 for `md`, 1 for `rgb`,
+    ...). Bilinear, borders replicated. Only the cells under the box (and one around it, which
+    bilinear sampling may reach) are converted to float and resampled."""
     num_frames, cells_h, cells_w, channels = array.shape
     height, width = stored_size
-    out_cells = round(out_size * cells_w / width)
+    cell_h, cell_w = height / cells_h, width / cells_w
+    # the cells the box covers, one more on each side, within the frame
+    x_lo = max(0, math.floor(box.x0 / cell_w) - 1)
+    x_hi = min(cells_w, math.ceil((box.x0 + box.width) / cell_w) + 1)
+    y_lo = max(0, math.floor(box.y0 / cell_h) - 1)
+    y_hi = min(cells_h, math.ceil((box.y0 + box.height) / cell_h) + 1)
+    region = array[:, y_lo:y_hi, x_lo:x_hi].permute(0, 3, 1, 2).float()
+    x0, y0 = box.x0 - x_lo * cell_w, box.y0 - y_lo * cell_h
+    region_h, region_w = (y_hi - y_lo) * cell_h, (x_hi - x_lo) * cell_w
+    out_cells = round(out_size / cell_w)
     centres = (torch.arange(out_cells, dtype=torch.float32) + 0.5) * (out_size / out_cells)
     if box.flip:
         centres = out_size - centres
-    x = box.x0 + centres * (box.width / out_size)
-    y = box.y0 + (torch.arange(out_cells, dtype=torch.float32) + 0.5) * (
+    x = x0 + centres * (box.width / out_size)
+    y = y0 + (torch.arange(out_cells, dtype=torch.float32) + 0.5) * (
         out_size / out_cells) * (box.height / out_size)
-    grid_y, grid_x = torch.meshgrid(2 * y / height - 1, 2 * x / width - 1, indexing="ij")
+    grid_y, grid_x = torch.meshgrid(2 * y / region_h - 1, 2 * x / region_w - 1, indexing="ij")
     grid = torch.stack((grid_x, grid_y), -1).expand(num_frames, -1, -1, -1)
-    sampled = F.grid_sample(array.permute(0, 3, 1, 2), grid, mode="bilinear",
-                            padding_mode="border", align_corners=False)
-    return sampled.permute(0, 2, 3, 1).contiguous()
+    sampled = F.grid_sample(region, grid, mode="bilinear", padding_mode="border",
+                            align_corners=False)
+    return sampled.permute(0, 2, 3, 1)
 
 
 def transform_cue(name: str, array: torch.Tensor, box: Box, stored_size: tuple[int, int],
