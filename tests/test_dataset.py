@@ -119,6 +119,35 @@ def test_dataloader_batches_come_in_rank_order_and_resume_with_workers(synthetic
     assert batches(1, context="spawn") == plain
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_torchdata_stateful_dataloader_resumes_mid_epoch(synthetic_store, num_workers):
+    """torchdata's StatefulDataLoader snapshots the dataset (in each worker) and, restored in
+    a new loader, gives exactly the rest of the epoch."""
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+
+    def loader():
+        ds = VideoClipDataset(synthetic_store, cues=("md",), num_frames=4, img_size=32,
+                              batch_size=2, mode="test", num_clips=2, num_crops=1)
+        ds.set_epoch(3)
+        return stateful.StatefulDataLoader(ds, batch_size=2, num_workers=num_workers,
+                                           collate_fn=collate)
+
+    def keys(batch):
+        return list(zip(batch["video_id"], batch["view"].tolist(), strict=True))
+
+    whole = [k for b in loader() for k in keys(b)]
+    first = loader()
+    iterator = iter(first)
+    head = [k for _ in range(3) for k in keys(next(iterator))]
+    state = first.state_dict()
+    del iterator
+    resumed = loader()
+    resumed.load_state_dict(state)
+    tail = [k for b in resumed for k in keys(b)]
+    assert head + tail == whole
+    assert len(whole) == NUM_VIDEOS * 2
+
+
 def test_persistent_workers_see_set_epoch(synthetic_store):
     ds = VideoClipDataset(synthetic_store, cues=("md",), num_frames=4, img_size=32)
     loader = DataLoader(ds, batch_size=None, num_workers=1, persistent_workers=True)

@@ -96,6 +96,9 @@ class VideoClipDataset(IterableDataset):
         # see set_epoch / load_state_dict made in the main process.
         self._shared = torch.zeros(2, dtype=torch.int64).share_memory_()
         self._seen = 0
+        # what this process has yielded of the current iteration, and a worker's own resume
+        self._offset, self._yielded = 0, 0
+        self._worker_resume: dict | None = None
 
     # -- what the dataset holds --------------------------------------------------------------
 
@@ -184,11 +187,24 @@ class VideoClipDataset(IterableDataset):
 
     def state_dict(self) -> dict:
         """Epoch and samples this rank has yielded in it (when iterated in this process; with
-        DataLoader workers, count the samples you consumed and pass that instead)."""
-        return {"epoch": self.epoch, "samples_seen": self._seen, "seed": self.seed}
+        DataLoader workers, count the samples you consumed and pass that instead). Inside a
+        DataLoader worker it also holds that worker's own position ("worker"), which is what
+        torchdata's `StatefulDataLoader` snapshots per worker and hands back on resume."""
+        state = {"epoch": self.epoch, "samples_seen": self._seen, "seed": self.seed}
+        info = get_worker_info()
+        if info is not None:
+            state["worker"] = {"id": info.id, "num_workers": info.num_workers,
+                               "offset": self._offset, "yielded": self._yielded}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.seed = int(state.get("seed", self.seed))
+        worker = state.get("worker")
+        if worker is not None and get_worker_info() is not None:
+            # a worker's own snapshot: the rank's offset as it was, then skip what it yielded
+            self._shared[0], self._shared[1] = int(state["epoch"]), int(worker["offset"])
+            self._worker_resume = dict(worker)
+            return
         self._shared[0], self._shared[1] = int(state["epoch"]), int(state["samples_seen"])
         self._seen = int(state["samples_seen"])
 
@@ -203,12 +219,19 @@ class VideoClipDataset(IterableDataset):
         start = int(self._shared[1])
         items = self._rank_items()[start:]
         info = get_worker_info()
+        skip = 0
         if info is not None:
             items = sampling.worker_share(items, info.id, info.num_workers, self.batch_size)
-        self._seen = start
-        for item in items:
+            resume, self._worker_resume = self._worker_resume, None
+            if resume is not None and (resume["id"], resume["num_workers"], resume["offset"]) \
+                    == (info.id, info.num_workers, start):
+                skip = int(resume["yielded"])
+        self._offset, self._yielded = start, skip
+        self._seen = start + skip
+        for item in items[skip:]:
             sample = self.load(item)
             self._seen += 1
+            self._yielded += 1
             yield sample
 
     def load(self, item: sampling.Item) -> dict:
