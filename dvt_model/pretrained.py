@@ -3,7 +3,8 @@
 What maps is copied: the patch embedding, the spatial position embedding (class token dropped,
 interpolated to the model's grid), and per block the norms, `attn.qkv`, `attn.proj` and the MLP
 (divided-attention blocks also start their temporal attention from the spatial one, as
-TimeSformer does); timm's final `norm` becomes `fc_norm`. Everything else is reported.
+TimeSformer does; D-ST-A with motion-predicted weights has only values and takes the value
+third of `attn.qkv`); timm's final `norm` becomes `fc_norm`. Everything else is reported.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def load_vit_weights(model: nn.Module, path_or_state: str | os.PathLike | dict) 
         if source == "pos_embed":
             tensor = _resize_pos_embed(tensor, model.grid)
         targets = _target_names(source, set(own))
+        value_target = source.replace(".attn.qkv.", ".attn.value.", 1)
+        if ".attn.qkv." in source and value_target in own:  # D-ST-A with motion weights
+            tensor = tensor[2 * tensor.shape[0] // 3:]
+            targets = [value_target]
         if not targets:
             report.unused.append(source)
         for target in targets:

@@ -94,9 +94,8 @@ def test_dsta_with_zero_offsets_samples_at_the_motion_predicted_position():
         attn.weight_cue.bias.zero_()  # equal weights over the frames of the sub-clip
         attn.value_cue.weight.zero_()  # values without the motion cue's part
         attn.value_cue.bias.zero_()
-        attn.qkv.weight.zero_()
-        attn.qkv.bias.zero_()
-        attn.qkv.weight[2 * dim:].copy_(torch.eye(dim))  # value = token
+        attn.value.weight.copy_(torch.eye(dim))  # value = token
+        attn.value.bias.zero_()
         attn.proj.weight.copy_(torch.eye(dim))
         attn.proj.bias.zero_()
     tokens = torch.randn(1, frames, grid[0] * grid[1], dim)
@@ -181,8 +180,15 @@ def test_timm_vit_weights_load(tmp_path, suffix, name):
     report = load_vit_weights(model, path)
     loaded = model.state_dict()
     for i in range(2):
-        for key in ("attn.qkv.weight", "attn.proj.bias", "mlp.fc1.weight", "norm2.bias"):
+        for key in ("attn.proj.bias", "mlp.fc1.weight", "norm2.bias"):
             assert torch.equal(loaded[f"blocks.{i}.{key}"], state[f"blocks.{i}.{key}"])
+        if name.startswith("dvt"):  # D-ST-A (motion weights) keeps the value third of qkv
+            for kind in ("weight", "bias"):
+                assert torch.equal(loaded[f"blocks.{i}.attn.value.{kind}"],
+                                   state[f"blocks.{i}.attn.qkv.{kind}"][2 * 384:])
+        else:
+            assert torch.equal(loaded[f"blocks.{i}.attn.qkv.weight"],
+                               state[f"blocks.{i}.attn.qkv.weight"])
     assert torch.equal(loaded["patch_embed.proj.weight"], state["patch_embed.proj.weight"])
     assert torch.equal(loaded["fc_norm.weight"], state["norm.weight"])
     grid = state["pos_embed"][:, 1:].reshape(1, 14, 14, 384).permute(0, 3, 1, 2)
@@ -254,3 +260,20 @@ def test_grad_checkpointing_gives_the_same_gradients():
     model(batch).sum().backward()
     for name, param in model.named_parameters():
         assert torch.allclose(param.grad, plain[name], atol=1e-6), name
+
+
+def test_checkpoints_with_a_full_qkv_in_dsta_still_load():
+    """Before D-ST-A with motion weights dropped its unused queries and keys, checkpoints held
+    `attn.qkv`: they load, with the value third."""
+    model = create_model("dvt_tiny", num_classes=5, num_frames=4, img_size=64)
+    own = model.state_dict()
+    legacy = {}
+    for key, tensor in own.items():
+        if ".attn.value." in key:
+            unused = torch.randn_like(tensor)
+            legacy[key.replace(".attn.value.", ".attn.qkv.")] = torch.cat((unused, unused, tensor))
+        else:
+            legacy[key] = tensor
+    fresh = create_model("dvt_tiny", num_classes=5, num_frames=4, img_size=64)
+    fresh.load_state_dict(legacy)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in own.items())

@@ -35,7 +35,12 @@ class DeformableSpaceTimeAttention(nn.Module):
         if attn_weights not in ("motion", "dot"):
             raise ValueError(f"attn_weights must be 'motion' or 'dot', got {attn_weights!r}")
         self.num_heads, self.num_points, self.attn_weights = num_heads, num_points, attn_weights
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)  # timm's name: ViT weights load
+        # Motion weights need only values; the dot product needs queries and keys too. (A ViT
+        # checkpoint's `attn.qkv` loads into either: its value third into `value`.)
+        if attn_weights == "dot":
+            self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        else:
+            self.value = nn.Linear(dim, dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         # The offsets are a linear map of [LN(query), m]: split in a query and a cue part.
         self.offset_query = nn.Linear(dim, num_heads * num_points * 2)
@@ -46,6 +51,15 @@ class DeformableSpaceTimeAttention(nn.Module):
         # what a query takes from frame t' carries how it moved to get there.
         self.value_cue = nn.Linear(cue_dim, dim)
         self.init_sampling()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before D-ST-A kept a full qkv with motion weights: take its values.
+        if self.attn_weights == "motion":
+            for kind in ("weight", "bias"):
+                legacy = state_dict.pop(f"{prefix}qkv.{kind}", None)
+                if legacy is not None and f"{prefix}value.{kind}" not in state_dict:
+                    state_dict[f"{prefix}value.{kind}"] = legacy[2 * legacy.shape[0] // 3:]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_sampling(self) -> None:
         """Offsets start as a fixed ring around the motion-predicted position."""
@@ -63,17 +77,21 @@ class DeformableSpaceTimeAttention(nn.Module):
         # coordinate, e head width, n sub-clip, q query frame inside its sub-clip, r query
         sub, heads = path.shape[3], self.num_heads
         cells = grid[0] * grid[1]
-        query, key, value = self.qkv(x).chunk(3, dim=-1)
+        if self.attn_weights == "dot":
+            query, key, value = self.qkv(x).chunk(3, dim=-1)
+        else:
+            value = self.value(x)
+        # positions straight in the layout of the sampling matrix's rows: b n g (q s) u p c
         offsets = self.offset_query(x)[:, :, :, None] + self.offset_cue(cue)
-        offsets = rearrange(offsets, "b t s u (g p c) -> b t s g u p c", g=heads, c=2)
+        offsets = rearrange(offsets, "b (n q) s u (g p c) -> b n g (q s) u p c", q=sub,
+                            g=heads, c=2)
         start = grid_positions(*grid, device=x.device, dtype=offsets.dtype).flatten(0, 1)
-        positions = (start[:, None, None, None] + path[:, :, :, None, :, None].to(offsets.dtype)
-                     + offsets)
-        index, bilinear = interpolation_corners(positions, grid)  # b t s g u p c
+        moved = start[:, None] + path.to(offsets.dtype)  # b t s u c
+        moved = rearrange(moved, "b (n q) s u c -> b n 1 (q s) u 1 c", q=sub)
+        index, bilinear = interpolation_corners(moved + offsets, grid)  # b n g r u p c
         frame_start = torch.arange(sub, device=x.device)[:, None, None] * cells
-        rows = "b (n q) s g u p c -> b n g (q s) (u p) c"
-        index = rearrange(index + frame_start, rows, q=sub)
-        bilinear = rearrange(bilinear, rows, q=sub)
+        index = (index + frame_start).flatten(-3, -2)  # b n g r (u p) c
+        bilinear = bilinear.flatten(-3, -2)
         to_keys = "b (n u) s (g e) -> b n g (u s) e"
         if self.attn_weights == "dot":
             queries = rearrange(query, "b (n q) s (g e) -> b n g (q s) e", q=sub, g=heads)
@@ -88,9 +106,13 @@ class DeformableSpaceTimeAttention(nn.Module):
         weights = attention[..., None] * bilinear
         matrix = sampling_matrix(index.flatten(-2), weights.flatten(-2), sub * cells)
         out = matrix.to(value.dtype) @ rearrange(value, to_keys, u=sub, g=heads)
+        # The cue's values, sum over t' of attention(t') * value_cue(m(t')): mixing m per head
+        # first and projecting once is the same (the attention sums to 1 over t', which carries
+        # the bias) and 4x cheaper than projecting every (query, t').
         per_frame = attention.unflatten(-1, (sub, -1)).sum(-1)  # b n g (q s) u
-        cue_values = rearrange(self.value_cue(cue), "b (n q) s u (g e) -> b n g (q s) u e",
-                               q=sub, g=heads)
-        out = out + torch.einsum("bngru,bngrue->bngre", per_frame.to(cue_values.dtype),
-                                 cue_values)
+        cues = rearrange(cue, "b (n q) s u c -> b n (q s) u c", q=sub)
+        mixed = torch.einsum("bngru,bnruc->bngrc", per_frame.to(cues.dtype), cues)
+        weight = rearrange(self.value_cue.weight, "(g e) c -> g e c", g=heads)
+        out = out + torch.einsum("bngrc,gec->bngre", mixed, weight) \
+            + rearrange(self.value_cue.bias, "(g e) -> g 1 e", g=heads)
         return self.proj(rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub))
