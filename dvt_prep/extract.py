@@ -50,6 +50,8 @@ class PrepSettings:
         if self.flow_backend not in FLOW_BACKENDS:
             raise ValueError(f"flow backend must be one of {', '.join(FLOW_BACKENDS)}, got "
                              f"{self.flow_backend!r}")
+        if "tvl1" in self.cues and self.flow_backend == "torch":
+            _check_flow_device(self.flow_device)
         if self.cue_grid not in C.CUE_GRIDS:
             raise ValueError(f"cue grid must be one of {C.CUE_GRIDS}, got {self.cue_grid}")
 
@@ -62,6 +64,22 @@ class PrepSettings:
             if cue in C.VALIDITY:
                 names.append(C.VALIDITY[cue])
         return tuple(names)
+
+
+def _check_flow_device(device: str) -> None:
+    """A device the torch TV-L1 can run on here, or one ValueError line saying why not."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ValueError(f"flow device {device!r} is not a device name; use cpu, cuda or "
+                         "cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"flow device {device!r}: this machine has no CUDA device (or torch "
+                         "without CUDA); use --flow-device cpu") from None
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"flow device {device!r}: the torch TV-L1 runs on cpu or cuda")
 
 
 def file_sha256(path: str) -> str:

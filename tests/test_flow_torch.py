@@ -79,3 +79,16 @@ def test_prep_with_either_backend(tmp_path, video_dir, backend):
     assert store.meta("landscape_sub")["flow_backend"] == (backend or "torch")
     flow = store.read("landscape_sub", "tvl1")[1:, 4:-4, 4:-4].reshape(-1, 2)
     assert np.median(flow, axis=0) == pytest.approx([-1.5, -0.5], abs=0.15)
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda"])
+def test_prep_rejects_a_flow_device_it_cannot_use(tmp_path, video_dir, device):
+    from tests.conftest import run_dvt
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is here")
+    result = run_dvt("prep", video_dir / "landscape_sub.mp4", "-o", tmp_path / "s.zarr",
+                     "--cues", "tvl1", "--flow-device", device, "-q")
+    assert result.exit_code != 0
+    assert f"flow device {device!r}" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "s.zarr").exists()
