@@ -45,4 +45,4 @@ def interpolation_corners(positions: torch.Tensor, size: tuple[int, ...]
 def sampling_matrix(index: torch.Tensor, weight: torch.Tensor, num_keys: int) -> torch.Tensor:
     """Dense (..., Q, num_keys) matrix with `weight` summed at `index`; both (..., Q, M)."""
     matrix = weight.new_zeros(*index.shape[:-1], num_keys)
-    return matrix.scatter_add(-1, index, weight)
+    return matrix.scatter_add_(-1, index, weight)  # in place: no copy of the zeros
