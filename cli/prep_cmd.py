@@ -10,7 +10,7 @@ from tqdm import tqdm
 from dvt_prep.cues import CUE_GRIDS, CUE_NAMES
 from dvt_prep.encode import EncodeSettings
 from dvt_prep.errors import InputError
-from dvt_prep.extract import DEFAULT_CUES, PrepSettings
+from dvt_prep.extract import DEFAULT_CUES, PrepSettings, check_flow_device_here
 from dvt_prep.inputs import collect_inputs
 from dvt_prep.parallel import prep_parallel
 from dvt_prep.store import consolidate
@@ -79,6 +79,8 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
                                 flow_device=flow_device,
                                 max_pixels=max_pixels,
                                 max_frames=max_frames, time_limit=time_limit)
+        if executor == "local" or scheduler == "local":
+            check_flow_device_here(settings)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     videos = collect_inputs(list(inputs), root=root)

@@ -67,7 +67,7 @@ class PrepSettings:
 
 
 def _check_flow_device(device: str) -> None:
-    """A device the torch TV-L1 can run on here, or one ValueError line saying why not."""
+    """A device name the torch TV-L1 can take, or one ValueError line saying why not."""
     import torch
 
     try:
@@ -75,11 +75,19 @@ def _check_flow_device(device: str) -> None:
     except RuntimeError:
         raise ValueError(f"flow device {device!r} is not a device name; use cpu, cuda or "
                          "cuda:N") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"flow device {device!r}: this machine has no CUDA device (or torch "
-                         "without CUDA); use --flow-device cpu") from None
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"flow device {device!r}: the torch TV-L1 runs on cpu or cuda")
+
+
+def check_flow_device_here(settings: PrepSettings) -> None:
+    """For work on this machine: a CUDA flow device needs CUDA here (a Dask cluster's workers
+    may have it where the client has not, so this is not part of PrepSettings' checks)."""
+    import torch
+
+    if "tvl1" in settings.cues and settings.flow_backend == "torch" and \
+            torch.device(settings.flow_device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"flow device {settings.flow_device!r}: this machine has no CUDA "
+                         "device (or torch without CUDA); use --flow-device cpu")
 
 
 def file_sha256(path: str) -> str:
@@ -250,4 +258,5 @@ def compute_cues(frames: list[np.ndarray], vectors: list[np.ndarray | None], fra
     return {name: out[name] for name in settings.array_names}
 
 
-__all__ = ["DEFAULT_CUES", "PrepSettings", "compute_cues", "extract_video"]
+__all__ = ["DEFAULT_CUES", "PrepSettings", "check_flow_device_here", "compute_cues",
+           "extract_video"]
