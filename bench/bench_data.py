@@ -74,7 +74,10 @@ def real_videos(folder: str) -> list[str]:
 
 def compare(name: str, paths: list[str], folder: str) -> str:
     """Dataset against PyAV on `paths`, for both rgb codecs; returns the jpeg store."""
-    num_frames = [av.open(p).streams.video[0].frames for p in paths]
+    num_frames = []
+    for path in paths:
+        with av.open(path) as container:
+            num_frames.append(container.streams.video[0].frames)
     rng = random.Random(0)
 
     def baseline(_: int) -> int:

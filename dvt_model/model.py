@@ -39,9 +39,9 @@ class VideoTransformer(nn.Module):
         self.head = nn.Linear(dim, config.num_classes)
         self.grad_checkpointing = False
         self.apply(_init_linear)
-        for module in self.modules():  # the deformable layers' offsets have their own start
-            if hasattr(module, "init_sampling"):
-                module.init_sampling()
+        for module in self.modules():  # layers whose weights start otherwise (offsets, values)
+            if hasattr(module, "init_weights"):
+                module.init_weights()
 
     def _block(self) -> nn.Module:
         c = self.config

@@ -41,9 +41,9 @@ class DeformableMultiScaleAttention(nn.Module):
         self.offsets = nn.Linear(dim, num_heads * num_scales * num_points * 3)
         self.weights = nn.Linear(dim, num_heads * num_scales * num_points)
         # No output projection per scale: the block's fusion mixes the scales' outputs anyway.
-        self.init_sampling()
+        self.init_weights()
 
-    def init_sampling(self) -> None:
+    def init_weights(self) -> None:
         """Offsets start spread around the query, about a cell apart."""
         nn.init.zeros_(self.offsets.weight)
         with torch.no_grad():

@@ -50,7 +50,7 @@ class DeformableSpaceTimeAttention(nn.Module):
         # The motion cue also enters the values, as relative positions do in Shaw et al. (2018):
         # what a query takes from frame t' carries how it moved to get there.
         self.value_cue = nn.Linear(cue_dim, dim)
-        self.init_sampling()
+        self.init_weights()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Checkpoints from before D-ST-A kept a full qkv with motion weights: take its values.
@@ -61,7 +61,7 @@ class DeformableSpaceTimeAttention(nn.Module):
                     state_dict[f"{prefix}value.{kind}"] = legacy[2 * legacy.shape[0] // 3:]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def init_sampling(self) -> None:
+    def init_weights(self) -> None:
         """Offsets start as a fixed ring around the motion-predicted position. The value
         projection starts at the scale of a Xavier-initialised qkv's value third: with the
         larger Xavier scale of a (D, D) layer, the sampled values drown the motion cue's value
