@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from dvt_model.layers.sparse_sampling import interpolation_corners, sampling_matrix
+from dvt_model.layers.sparse_sampling import deformable_sum
 
 
 def query_positions(num_frames: int, grid: tuple[int, int], *, device=None,
@@ -68,7 +68,7 @@ class DeformableMultiScaleAttention(nn.Module):
         # b batch, t frame, s patch, g head, l scale, p point, c coordinate (x, y, t) or corner,
         # k temporal chunk, f frame in a chunk, m cell of a window, e head width
         num_frames, heads = x.shape[1], self.num_heads
-        offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l b g t s p c", g=heads,
+        offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l c b g t s p", g=heads,
                             l=self.num_scales, c=3)
         weights = rearrange(self.weights(x), "b t s (g l p) -> l b g t s p", g=heads,
                             l=self.num_scales).softmax(-1)
@@ -82,12 +82,13 @@ class DeformableMultiScaleAttention(nn.Module):
 
     def _sample_scale(self, level: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
                       spatial: torch.Tensor, factor: int) -> torch.Tensor:
-        """One scale: level (B, D, T_l, H_l, W_l); offsets (B, G, T, N, P, 3) cells of the
-        scale; weights (B, G, T, N, P); spatial (N, 2) the queries' (x, y) on the full grid.
+        """One scale: level (B, D, T_l, H_l, W_l); offsets (3, B, G, T, N, P) cells of the
+        scale, coordinates (x, y, t) first; weights (B, G, T, N, P); spatial (N, 2) the queries'
+        (x, y) on the full grid.
         Frames t of chunk k = t // factor see window cells k - R - 1 .. k + R + 1 of the scale
         (zero-padded at the ends). Returns (B, G, K * factor, N, E)."""
         reach, heads = self.time_reach, self.num_heads
-        num_frames = offsets.shape[2]
+        num_frames = offsets.shape[3]
         chunks = -(-num_frames // factor)
         window = 2 * reach + 3
         # Values, padded in time with reach + 1 zero cells before and enough after.
@@ -98,20 +99,18 @@ class DeformableMultiScaleAttention(nn.Module):
         windows = rearrange(windows, "b k m (g e) w -> b g k (w m) e", g=heads)
         # Query positions in their chunk's window: cell i of the full grid is at
         # (i + 0.5) / factor - 0.5 in cells of the scale.
-        padded = chunks * factor - num_frames
-        offsets = F.pad(offsets, (0, 0, 0, 0, 0, 0, 0, padded))
-        weights = F.pad(weights, (0, 0, 0, 0, 0, padded))
-        frames = torch.arange(chunks * factor, device=offsets.device, dtype=offsets.dtype)
+        frames = torch.arange(num_frames, device=offsets.device, dtype=offsets.dtype)
         time = (frames + 0.5) / factor - 0.5 - (frames // factor) + reach + 1
-        centre_xy = (spatial + 0.5) / factor - 0.5
-        positions = torch.cat((
-            centre_xy[None, None, None, :, None] + offsets[..., :2],
-            time[None, None, :, None, None, None] + reach * torch.tanh(offsets[..., 2:])), -1)
+        centre_xy = (spatial + 0.5) / factor - 0.5  # s c
+        positions = torch.stack((
+            centre_xy[:, 0, None] + offsets[0],
+            centre_xy[:, 1, None] + offsets[1],
+            time[:, None, None] + reach * torch.tanh(offsets[2])))  # c b g t s p
+        padded = chunks * factor - num_frames  # frames of the last chunk past the end: weight 0
+        positions = F.pad(positions, (0, 0, 0, 0, 0, padded))
+        weights = F.pad(weights, (0, 0, 0, 0, 0, padded))
         size = (window, level.shape[3], level.shape[4])
-        index, trilinear = interpolation_corners(positions, size)  # b g t s p c
-        rows = "b g (k f) s p c -> b g k (f s) (p c)"
-        matrix = sampling_matrix(rearrange(index, rows, f=factor),
-                                 rearrange(weights[..., None] * trilinear, rows, f=factor),
-                                 window * level.shape[3] * level.shape[4])
-        out = matrix.to(windows.dtype) @ windows  # b g k (f s) e
+        out = deformable_sum(windows,
+                             rearrange(positions, "c b g (k f) s p -> c b g k (f s) p", f=factor),
+                             rearrange(weights, "b g (k f) s p -> b g k (f s) p", f=factor), size)
         return rearrange(out, "b g k (f s) e -> b g (k f) s e", f=factor)

@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from dvt_model.layers.sparse_sampling import interpolation_corners, sampling_matrix
+from dvt_model.layers.sparse_sampling import deformable_sum, interpolate_rows
 from dvt_model.motion_path import grid_positions
 
 
@@ -81,39 +81,36 @@ class DeformableSpaceTimeAttention(nn.Module):
                 grid: tuple[int, int]) -> torch.Tensor:
         """x (B, T, N, D) normalised tokens; path (B, T, N, T', 2) patches; cue (B, T, N, T', C)
         the motion cue embedding m. Returns (B, T, N, D)."""
-        # b batch, t frame, s patch, u frame of the sub-clip, g head, p point, c corner or
-        # coordinate, e head width, n sub-clip, q query frame inside its sub-clip, r query
+        # b batch, t frame, s patch, u frame of the sub-clip, g head, p point, c coordinate,
+        # e head width, n sub-clip, q query frame inside its sub-clip, r query (q s)
         sub, heads = path.shape[3], self.num_heads
         cells = grid[0] * grid[1]
         if self.attn_weights == "dot":
             query, key, value = self.qkv(x).chunk(3, dim=-1)
         else:
             value = self.value(x)
-        # positions straight in the layout of the sampling matrix's rows: b n g (q s) u p c
+        # Positions coordinate-first, in the layout of the sampling rows: c b n g (q s) (u p).
         offsets = self.offset_query(x)[:, :, :, None] + self.offset_cue(cue)
-        offsets = rearrange(offsets, "b (n q) s u (g p c) -> b n g (q s) u p c", q=sub,
+        offsets = rearrange(offsets, "b (n q) s u (g p c) -> c b n g (q s) u p", q=sub,
                             g=heads, c=2)
         start = grid_positions(*grid, device=x.device, dtype=offsets.dtype).flatten(0, 1)
-        moved = start[:, None] + path.to(offsets.dtype)  # b t s u c
-        moved = rearrange(moved, "b (n q) s u c -> b n 1 (q s) u 1 c", q=sub)
-        index, bilinear = interpolation_corners(moved + offsets, grid)  # b n g r u p c
-        frame_start = torch.arange(sub, device=x.device)[:, None, None] * cells
-        index = (index + frame_start).flatten(-3, -2)  # b n g r (u p) c
-        bilinear = bilinear.flatten(-3, -2)
+        moved = rearrange(start[:, None] + path.to(offsets.dtype),
+                          "b (n q) s u c -> c b n 1 (q s) u 1", q=sub)
+        positions = (moved + offsets).contiguous().flatten(-2)
+        frame_start = torch.arange(sub, device=x.device).repeat_interleave(self.num_points)
+        frame_start = frame_start * cells  # (u p): where frame u begins among the keys
         to_keys = "b (n u) s (g e) -> b n g (u s) e"
         if self.attn_weights == "dot":
             queries = rearrange(query, "b (n q) s (g e) -> b n g (q s) e", q=sub, g=heads)
             scores = queries @ rearrange(key, to_keys, u=sub, g=heads).transpose(-1, -2)
             scores = scores / math.sqrt(queries.shape[-1])  # b n g (q s) (u s)
-            corner_scores = scores.gather(-1, index.flatten(-2)).unflatten(-1, index.shape[-2:])
-            logits = (corner_scores * bilinear).sum(-1)  # zero outside, like a zero key
+            logits = interpolate_rows(scores, positions, grid, frame_start)  # zero outside
         else:
             logits = rearrange(self.weight_cue(cue), "b (n q) s u (g p) -> b n g (q s) (u p)",
                                q=sub, g=heads)
         attention = logits.softmax(-1)
-        weights = attention[..., None] * bilinear
-        matrix = sampling_matrix(index.flatten(-2), weights.flatten(-2), sub * cells)
-        out = matrix.to(value.dtype) @ rearrange(value, to_keys, u=sub, g=heads)
+        out = deformable_sum(rearrange(value, to_keys, u=sub, g=heads), positions, attention,
+                             grid, frame_start)
         # The cue's values, sum over t' of attention(t') * value_cue(m(t')): mixing m per head
         # first and projecting once is the same (the attention sums to 1 over t', which carries
         # the bias) and 4x cheaper than projecting every (query, t').

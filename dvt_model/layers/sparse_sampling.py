@@ -1,48 +1,213 @@
-"""Bilinear / trilinear sampling as a sparse-to-dense sampling matrix.
+"""Deformable sampling: attention-weighted sums of values interpolated at fractional positions.
 
 Sampling values at fractional positions and summing them with attention weights is linear in
 the values: out = S @ V, where row q of S holds, for each sampled point, its attention weight
-times the interpolation weight of each of its 2^k neighbouring cells. Building S with one
-`scatter_add` and multiplying with one matmul is several times faster on the CPU than
-`grid_sample` followed by a weighted sum (forward and backward), and gives the same result with
-zero padding (neighbours outside the grid get weight 0), like `grid_sample(padding_mode="zeros",
-align_corners=False)` with cell centres at integer positions.
+times the interpolation weight of each of its 2^k neighbouring cells. `deformable_sum` builds S
+a few rows' matrices at a time (cache-sized), multiplies, and in the backward pass builds them
+again instead of keeping them; the gradients of the positions and attention weights are computed
+from each chunk's `grad_out @ V^T` in closed form. Zero padding (neighbours outside the grid get
+weight 0), like `grid_sample(padding_mode="zeros", align_corners=False)` with cell centres at
+integer positions.
+
+Positions come coordinate-first, `(k, ..., Q, M)`: every elementwise step then runs over long
+contiguous rows (a trailing axis of 2 or 3 coordinates made each step several times slower on
+the CPU, in the forward and in autograd's backward).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+# Elements of the sampling matrices built at once (4 MiB of float32 on the CPU): they stay in
+# the cache between the scatter and the matmul.
+CPU_CHUNK_ELEMENTS = 1 << 20
+CUDA_CHUNK_ELEMENTS = 1 << 28
 
-def interpolation_corners(positions: torch.Tensor, size: tuple[int, ...]
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Neighbours of fractional positions and their interpolation weights.
 
-    positions: (..., k) in cell units, coordinates in the order (x, y[, t]); size: the grid's
-    extent in the reverse order ((H, W) or (T, H, W)). Returns `index` (..., 2^k) int64, the flat
-    index of each neighbour in a row-major grid of `size`, and `weight` (..., 2^k), 0 for
-    neighbours outside the grid (their index is clamped to a valid cell).
+@dataclass
+class Corners:
+    """The 2^k neighbours of each position: flat `index` (int64) into a row-major grid (plus the
+    base offset) and interpolation `weight`, 0 outside the grid; with `slopes`, `slope[a]` is
+    d weight / d position[a] (the right derivative). Lists over corners, corner c having bit a
+    set for the upper neighbour along axis a; each tensor shaped like one coordinate."""
+
+    index: list[torch.Tensor]
+    weight: list[torch.Tensor]
+    slope: list[list[torch.Tensor]] | None = None
+
+
+def corners(positions: torch.Tensor, size: tuple[int, ...], base: torch.Tensor | None = None,
+            *, slopes: bool = False) -> Corners:
+    """Neighbours of fractional `positions` (k, ...) in cell units, coordinates (x, y[, t]), on a
+    grid of `size` in the reverse order ((H, W) or (T, H, W)). `base` (broadcast to a coordinate's
+    shape) is added to every flat index. Differentiable in the positions (through the weights)
+    when autograd records.
+
+    Along each axis the two neighbours are cells c and c + 1 with c = clamp(floor(p), 0,
+    extent - 2), weighted by the tent max(0, 1 - |p - cell|): inside the grid that is plain
+    linear interpolation, and a position up to a cell outside keeps only its inside neighbour,
+    without masks or clamped indices (a one-cell axis has only cell 0).
     """
+    differentiable = torch.is_grad_enabled() and positions.requires_grad
     extents = list(reversed(size))  # per coordinate: W, H[, T]
-    floor = positions.detach().floor()
-    frac = positions - floor
-    step = torch.tensor([0, 1], device=positions.device)
-    index, weight, stride = None, None, 1
-    for axis, extent in enumerate(extents):  # per axis: the two neighbours, then outer products
-        coordinate = floor[..., axis, None].long() + step  # (..., 2)
-        inside = (coordinate >= 0) & (coordinate < extent)
-        axis_weight = torch.stack((1 - frac[..., axis], frac[..., axis]), -1) * inside
-        axis_index = coordinate.clamp(0, extent - 1) * stride
+    first, steps, axis_weight, axis_slope, stride = base, [], [], [], 1
+    for axis, extent in enumerate(extents):
+        position = positions[axis]
+        with torch.no_grad():  # float arithmetic on the cell numbers: exact below 2^24
+            low = position.floor().clamp_(0, max(extent - 2, 0))
+            cell = low * stride if stride > 1 else low
+            first = cell if first is None else first + cell
+        distance = (position - low, position - (low + 1))
+        weight = tuple(_tent(d, differentiable) for d in distance)
+        slope = tuple(_tent_slope(d) for d in distance) if slopes else None
+        if extent == 1:  # no upper neighbour
+            weight = (weight[0], torch.zeros_like(weight[0]))
+            slope = slope and (slope[0], torch.zeros_like(slope[0]))
+        axis_weight.append(weight)
+        axis_slope.append(slope)
+        steps.append(stride if extent > 1 else 0)
         stride *= extent
-        if index is None:
-            index, weight = axis_index, axis_weight
-        else:
-            index = (axis_index[..., :, None] + index[..., None, :]).flatten(-2)
-            weight = (axis_weight[..., :, None] * weight[..., None, :]).flatten(-2)
-    return index, weight
+    first = first.long()
+    out = Corners([], [], [[] for _ in extents] if slopes else None)
+    for corner in range(2 ** len(extents)):
+        bits = [(corner >> axis) & 1 for axis in range(len(extents))]
+        step = sum(bit * steps[axis] for axis, bit in enumerate(bits))
+        out.index.append(first + step if step else first)
+        out.weight.append(_product([axis_weight[a][bit] for a, bit in enumerate(bits)]))
+        if slopes:
+            for axis in range(len(extents)):
+                out.slope[axis].append(_product([
+                    (axis_slope if a == axis else axis_weight)[a][bit]
+                    for a, bit in enumerate(bits)]))
+    return out
 
 
-def sampling_matrix(index: torch.Tensor, weight: torch.Tensor, num_keys: int) -> torch.Tensor:
-    """Dense (..., Q, num_keys) matrix with `weight` summed at `index`; both (..., Q, M)."""
-    matrix = weight.new_zeros(*index.shape[:-1], num_keys)
-    return matrix.scatter_add_(-1, index, weight)  # in place: no copy of the zeros
+def _tent(distance: torch.Tensor, differentiable: bool) -> torch.Tensor:
+    """max(0, 1 - |distance|); for autograd written so that its derivatives are the right
+    derivatives of `_tent_slope` (abs has 0 at 0, which would stop the gradient at whole-cell
+    positions)."""
+    if differentiable:
+        near = (distance >= -1) & (distance < 1)
+        return torch.where(distance < 0, 1 + distance, 1 - distance) * near
+    return distance.abs().neg_().add_(1).clamp_(min=0)
+
+
+def _tent_slope(distance: torch.Tensor) -> torch.Tensor:
+    """Right derivative of max(0, 1 - |distance|): +1 on [-1, 0), -1 on [0, 1), else 0."""
+    near = ((distance >= -1) & (distance < 1)).to(distance.dtype)
+    return torch.where(distance < 0, near, near.neg())
+
+
+def _product(factors: list[torch.Tensor]) -> torch.Tensor:
+    out = factors[0]
+    for factor in factors[1:]:
+        out = out * factor
+    return out
+
+
+def interpolate_rows(table: torch.Tensor, positions: torch.Tensor, size: tuple[int, ...],
+                     base: torch.Tensor | None = None) -> torch.Tensor:
+    """Row q of `table` (..., Q, K) read at the M fractional positions (k, ..., Q, M) of that row,
+    interpolated, zero outside the grid: (..., Q, M). Plain autograd (small tensors)."""
+    near = corners(positions, size, base)
+    return sum(table.gather(-1, index) * weight
+               for index, weight in zip(near.index, near.weight, strict=True))
+
+
+def deformable_sum(values: torch.Tensor, positions: torch.Tensor, attention: torch.Tensor,
+                   size: tuple[int, ...], base: torch.Tensor | None = None) -> torch.Tensor:
+    """out[..., q, :] = sum over m of attention[..., q, m] * (values interpolated at
+    positions[:, ..., q, m]).
+
+    values (..., K, E): the keys, a row-major grid of `size` ((H, W) or (T, H, W)) from flat index
+    `base` on (K >= base + prod(size)). positions (k, ..., Q, M) float, cell units, coordinates
+    (x, y[, t]) first, cell centres at integers. attention (..., Q, M). base: int64, (M,) or
+    (Q, M), each point's offset among the keys (e.g. the start of its frame), or None. Returns (..., Q, E) in the values' dtype;
+    differentiable in values, positions and attention.
+    """
+    lead, k = values.shape[:-2], positions.shape[0]
+    rows = positions.shape[-2:]
+    out = _DeformableSum.apply(values.reshape(-1, *values.shape[-2:]),
+                               positions.reshape(k, -1, *rows), attention.reshape(-1, *rows),
+                               base, tuple(size))
+    return out.reshape(*lead, *out.shape[-2:])
+
+
+def _chunks(groups: int, matrix_elements: int, cuda: bool) -> list[slice]:
+    budget = CUDA_CHUNK_ELEMENTS if cuda else CPU_CHUNK_ELEMENTS
+    step = max(1, budget // matrix_elements)
+    return [slice(start, start + step) for start in range(0, groups, step)]
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _sampling_matrices(scratch: torch.Tensor, near: Corners, attention: torch.Tensor
+                       ) -> torch.Tensor:
+    """Into `scratch` (>= c, Q, K): the sampling matrices of c groups; attention (c, Q, M)."""
+    matrix = scratch[:attention.shape[0]].zero_()
+    for index, weight in zip(near.index, near.weight, strict=True):
+        matrix.scatter_add_(-1, index, attention * weight)
+    return matrix
+
+
+class _DeformableSum(torch.autograd.Function):
+    """values (G, K, E), positions (k, G, Q, M), attention (G, Q, M), base (M,), (Q, M) or None
+    -> (G, Q, E). Chunk by chunk, so that the corners, the matrices and the products of each
+    chunk stay in the cache."""
+
+    @staticmethod
+    def forward(ctx, values, positions, attention, base, size):
+        ctx.save_for_backward(values, positions, attention, base)
+        ctx.size = size
+        groups, keys = values.shape[:2]
+        queries = attention.shape[1]
+        out = values.new_empty(groups, queries, values.shape[2])
+        with torch.no_grad(), torch.autocast(values.device.type, enabled=False):
+            positions, attention = _at_least_float32(positions), _at_least_float32(attention)
+            parts = _chunks(groups, queries * keys, values.is_cuda)
+            scratch = attention.new_empty(min(groups, parts[0].stop), queries, keys)
+            for part in parts:
+                near = corners(positions[:, part], size, base)
+                matrix = _sampling_matrices(scratch, near, attention[part])
+                torch.bmm(matrix.to(values.dtype), values[part], out=out[part])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        values, positions, attention, base = ctx.saved_tensors
+        need_values, need_positions, need_attention = ctx.needs_input_grad[:3]
+        groups, keys = values.shape[:2]
+        queries = attention.shape[1]
+        grad_out = grad_out.contiguous().to(values.dtype)
+        grad_values = torch.empty_like(values) if need_values else None
+        with torch.no_grad(), torch.autocast(values.device.type, enabled=False):
+            positions32, attention32 = _at_least_float32(positions), _at_least_float32(attention)
+            grad_positions = torch.empty_like(positions32) if need_positions else None
+            grad_attention = torch.empty_like(attention32) if need_attention else None
+            parts = _chunks(groups, queries * keys, values.is_cuda)
+            scratch = attention32.new_empty(min(groups, parts[0].stop), queries, keys)
+            for part in parts:
+                near = corners(positions32[:, part], ctx.size, base, slopes=need_positions)
+                if need_values:
+                    matrix = _sampling_matrices(scratch, near, attention32[part])
+                    torch.bmm(matrix.to(values.dtype).transpose(1, 2), grad_out[part],
+                              out=grad_values[part])
+                if not (need_positions or need_attention):
+                    continue
+                dots = torch.bmm(grad_out[part], values[part].transpose(1, 2))
+                # pair[c][q, m] = grad_out[q] . values[index of corner c of point m]
+                pair = [dots.gather(-1, index).to(attention32.dtype) for index in near.index]
+                if need_attention:
+                    grad_attention[part] = sum(p * w for p, w in zip(pair, near.weight, strict=True))
+                if need_positions:
+                    for axis, slope in enumerate(near.slope):
+                        grad_positions[axis, part] = attention32[part] * sum(
+                            p * s for p, s in zip(pair, slope, strict=True))
+        return (grad_values,
+                None if grad_positions is None else grad_positions.to(positions.dtype),
+                None if grad_attention is None else grad_attention.to(attention.dtype),
+                None, None)
