@@ -83,7 +83,7 @@ def steps(frames: int, scope: str, width: int, depth: int, device: str) -> dict:
 
 
 def measure(frames: int, scope: str, width: int, depth: int, device: str, repeats: int,
-            what: str) -> dict:
+            system_allocator: bool, what: str) -> dict:
     """In this process, per variant: `what="time"`: median seconds per forward+backward
     (variants take turns); `what="memory"`: peak extra MiB of one step (RSS high-water mark
     above the level before it; on CUDA the allocator's peak)."""
@@ -91,6 +91,10 @@ def measure(frames: int, scope: str, width: int, depth: int, device: str, repeat
 
     import torch
 
+    from dvt_model.cpu_memory import keep_freed_memory
+
+    if what == "time" and not system_allocator:
+        keep_freed_memory()  # as `dvt train` does
     closures = steps(frames, scope, width, depth, device)
 
     def sync():
@@ -142,6 +146,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=12)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="time with glibc's default mmap threshold (as the bench did before "
+                             "`dvt train` kept freed memory: dvt_model.cpu_memory)")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -149,7 +156,9 @@ def main() -> None:
         return
     frame_counts = [int(f) for f in args.frames.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; "
-          f"width {args.width}, 224x224, batch 1, forward+backward")
+          f"width {args.width}, 224x224, batch 1, forward+backward; freed memory "
+          + ("returned to the system (glibc default)" if args.system_allocator
+             else "kept in the process, as `dvt train` does"))
     results = {}
     titles = {"layer": "attention layers only (D-ST-A; D-ST-A + D-MS-A; one joint attention)",
               "block": "one block (norms, attention, fusion, MLP)",
@@ -159,7 +168,8 @@ def main() -> None:
         print(f"{'T':>3} {'variant':<8} {'seconds':>8} {'x joint':>8} {'peak MiB':>9} "
               f"{'x joint':>8}")
         for frames in frame_counts:
-            common = (frames, scope, args.width, args.depth, args.device, args.repeats)
+            common = (frames, scope, args.width, args.depth, args.device, args.repeats,
+                      args.system_allocator)
             seconds, memory = run_child(*common, "time"), run_child(*common, "memory")
             joint = {"seconds": seconds["joint"], "peak_mib": memory["joint"]}
             for variant in seconds:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from dvt_model.cpu_memory import keep_freed_memory
 from dvt_model.data import Labels, VideoClipDataset, collate, read_labels
 from dvt_model.metrics_log import MetricsLog
 from dvt_model.model import VideoTransformer
@@ -115,6 +116,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     """Train (or resume) a run in `config.out`. Returns the last epoch's metrics."""
     config.validate()
     torch.set_flush_denormal(True)  # denormal floats slow CPU training several-fold at random
+    keep_freed_memory()  # large activations reuse freed memory instead of page-faulting anew
     device, rank, world_size = setup_distributed(config.device)
     checkpoint = None
     if resume:

@@ -1,0 +1,33 @@
+"""Keep freed CPU memory in the process, so that large tensors reuse it (glibc's malloc).
+
+glibc gives every allocation above its mmap threshold its own mapping, and returns it to the
+kernel when freed; the threshold adapts up to 32 MiB and no further. A training step whose
+tensors are larger (the DVT at T = 32: 38 MB for each stack of fused branches, 59 MB for each
+layer's matrices) then maps, page-faults and zeroes every page of them anew on every step: at
+T = 32 that was a third of a DVT block's forward+backward time (1.34 s against 0.99 s, 2.2 M
+against 0.4 M page faults), and it made the whole model's time grow faster than linearly in T.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 1 << 30  # tensors below 1 GiB come from (and go back to) the heap
+TRIM_THRESHOLD = (1 << 31) - 1  # never give the heap's free top back to the kernel
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap threshold to 1 GiB and stop heap trimming for this process (and the
+    processes it forks): freed tensors stay in the process, like a caching allocator's, and the
+    process keeps its peak memory. Returns False where it does not apply (no glibc)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
+        bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
