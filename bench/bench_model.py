@@ -2,9 +2,11 @@
 
 Forward+backward wall time and peak extra memory of one block and of the whole model, for the
 DVT block (D-ST-A + D-MS-A, mixer), the D-ST-A-only block, joint and divided attention, at
-T in {8, 16, 32}, 224x224, ViT-S width (384, 6 heads), batch 1. Each measurement runs in its own
-process so that peak memory (max RSS above the process's level before the step) is its own.
-The scaling exponent of the DVT from T=16 to 32 is log(t32 / t16) / log 2.
+T in {8, 16, 32}, 224x224, ViT-S width (384, 6 heads), batch 1. Times: each variant in its own
+process (as a training run is), two warm-up steps, then the median of `--repeats`; freed memory
+kept in the process as `dvt train` does (`--system-allocator`: glibc's default). Peak memory
+(max RSS above the process's level before the step): each variant measured alone, in a process
+of its own. The scaling exponent from T=16 to 32 is log(t32 / t16) / log 2.
 
 Run: `dvt bench model` or `python bench/bench_model.py [--frames 8,16,32] [--width 384]
 [--depth 12] [--device cpu|cuda]`.
@@ -43,7 +45,12 @@ def _status(field: str) -> float:
     return float("nan")
 
 
-def steps(frames: int, scope: str, width: int, depth: int, device: str) -> dict:
+def variants_of(scope: str) -> list[str]:
+    return [v for v in VARIANTS if not (scope == "model" and v == "dst")]
+
+
+def steps(frames: int, scope: str, width: int, depth: int, device: str,
+          variants: list[str]) -> dict:
     """One forward+backward closure per variant, all built in this process."""
     import torch
 
@@ -53,9 +60,8 @@ def steps(frames: int, scope: str, width: int, depth: int, device: str) -> dict:
     from dvt_model.layers.blocks import MotionContext
 
     out = {}
-    for variant, keywords in VARIANTS.items():
-        if scope == "model" and variant == "dst":
-            continue
+    for variant in variants:
+        keywords = VARIANTS[variant]
         torch.manual_seed(0)
         model = create_model("dvt_small", num_classes=400, num_frames=frames, embed_dim=width,
                              num_heads=width // 64, depth=depth if scope == "model" else 1,
@@ -83,10 +89,10 @@ def steps(frames: int, scope: str, width: int, depth: int, device: str) -> dict:
 
 
 def measure(frames: int, scope: str, width: int, depth: int, device: str, repeats: int,
-            system_allocator: bool, what: str) -> dict:
-    """In this process, per variant: `what="time"`: median seconds per forward+backward
-    (variants take turns); `what="memory"`: peak extra MiB of one step (RSS high-water mark
-    above the level before it; on CUDA the allocator's peak)."""
+            system_allocator: bool, what: str, variants: list[str]) -> dict:
+    """In this process, per variant: `what="time"`: median seconds per forward+backward after
+    two warm-up steps; `what="memory"`: peak extra MiB of one step (RSS high-water mark above
+    the level before it; on CUDA the allocator's peak)."""
     import time
 
     import torch
@@ -95,7 +101,7 @@ def measure(frames: int, scope: str, width: int, depth: int, device: str, repeat
 
     if what == "time" and not system_allocator:
         keep_freed_memory()  # as `dvt train` does
-    closures = steps(frames, scope, width, depth, device)
+    closures = steps(frames, scope, width, depth, device, variants)
 
     def sync():
         if device == "cuda":
@@ -103,8 +109,9 @@ def measure(frames: int, scope: str, width: int, depth: int, device: str, repeat
 
     out = {name: [] for name in closures}
     for name, closure in closures.items():  # warm-up, and the memory peak of each alone
-        closure()
-        sync()
+        for _ in range(1 if what == "memory" else 2):
+            closure()
+            sync()
         if what == "memory":
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
@@ -129,7 +136,7 @@ def measure(frames: int, scope: str, width: int, depth: int, device: str, repeat
 def run_child(*args) -> dict:
     command = [sys.executable, __file__, "--child", json.dumps(args)]
     env = dict(os.environ)
-    if args[-1] == "memory":
+    if args[-2] == "memory":
         # A fixed mmap threshold: every large tensor is its own mapping, returned to the system
         # when freed, so the resident size follows live memory and its high-water mark is a
         # peak. (It slows allocation down: times are measured in another process without it.)
@@ -170,7 +177,12 @@ def main() -> None:
         for frames in frame_counts:
             common = (frames, scope, args.width, args.depth, args.device, args.repeats,
                       args.system_allocator)
-            seconds, memory = run_child(*common, "time"), run_child(*common, "memory")
+            # Times: each variant in its own process, as a training run is (variants sharing
+            # one heap fragment it, and the DVT took several steps to stop page-faulting).
+            seconds = {}
+            for variant in variants_of(scope):
+                seconds.update(run_child(*common, "time", [variant]))
+            memory = run_child(*common, "memory", variants_of(scope))
             joint = {"seconds": seconds["joint"], "peak_mib": memory["joint"]}
             for variant in seconds:
                 r = {"seconds": seconds[variant], "peak_mib": memory[variant]}
