@@ -28,14 +28,40 @@ CUDA_CHUNK_ELEMENTS = 1 << 28
 
 @dataclass
 class Corners:
-    """The 2^k neighbours of each position: flat `index` (int64) into a row-major grid (plus the
-    base offset) and interpolation `weight`, 0 outside the grid; with `slopes`, `slope[a]` is
-    d weight / d position[a] (the right derivative). Lists over corners, corner c having bit a
-    set for the upper neighbour along axis a; each tensor shaped like one coordinate."""
+    """The 2^k neighbours of each position. `index`: per corner (corner c has bit a set for the
+    upper neighbour along axis a), the flat index (int64) into a row-major grid plus the base
+    offset. `axis_weight[a]`: the interpolation weights (lower, upper) along axis a, 0 outside
+    the grid; a corner's weight is their product over the axes. `axis_slope[a]`: their right
+    derivatives in position a, or None. Each tensor is shaped like one coordinate."""
 
     index: list[torch.Tensor]
-    weight: list[torch.Tensor]
-    slope: list[list[torch.Tensor]] | None = None
+    axis_weight: list[tuple[torch.Tensor, torch.Tensor]]
+    axis_slope: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def weights(self, scale: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Each corner's weight (times `scale`, applied once along the last axis)."""
+        factors = list(self.axis_weight)
+        if scale is not None:
+            factors[-1] = tuple(scale * w for w in factors[-1])
+        out = []
+        for corner in range(len(self.index)):
+            weight = None
+            for axis, pair in enumerate(factors):
+                factor = pair[(corner >> axis) & 1]
+                weight = factor if weight is None else weight * factor
+            out.append(weight)
+        return out
+
+
+def contract(values: list[torch.Tensor], factors: list[tuple[torch.Tensor, torch.Tensor]]
+             ) -> torch.Tensor:
+    """sum over corners c of values[c] * prod over axes a of factors[a][bit a of c], one axis at
+    a time (2^k - 1 multiply-adds instead of k products per corner)."""
+    for axis in reversed(range(len(factors))):
+        half = len(values) // 2
+        lower, upper = factors[axis]
+        values = [values[c] * lower + values[c + half] * upper for c in range(half)]
+    return values[0]
 
 
 def corners(positions: torch.Tensor, size: tuple[int, ...], base: torch.Tensor | None = None,
@@ -52,7 +78,8 @@ def corners(positions: torch.Tensor, size: tuple[int, ...], base: torch.Tensor |
     """
     differentiable = torch.is_grad_enabled() and positions.requires_grad
     extents = list(reversed(size))  # per coordinate: W, H[, T]
-    first, steps, axis_weight, axis_slope, stride = base, [], [], [], 1
+    first, steps, stride = base, [], 1
+    out = Corners([], [], [] if slopes else None)
     for axis, extent in enumerate(extents):
         position = positions[axis]
         with torch.no_grad():  # float arithmetic on the cell numbers: exact below 2^24
@@ -65,22 +92,15 @@ def corners(positions: torch.Tensor, size: tuple[int, ...], base: torch.Tensor |
         if extent == 1:  # no upper neighbour
             weight = (weight[0], torch.zeros_like(weight[0]))
             slope = slope and (slope[0], torch.zeros_like(slope[0]))
-        axis_weight.append(weight)
-        axis_slope.append(slope)
+        out.axis_weight.append(weight)
+        if slopes:
+            out.axis_slope.append(slope)
         steps.append(stride if extent > 1 else 0)
         stride *= extent
     first = first.long()
-    out = Corners([], [], [[] for _ in extents] if slopes else None)
     for corner in range(2 ** len(extents)):
-        bits = [(corner >> axis) & 1 for axis in range(len(extents))]
-        step = sum(bit * steps[axis] for axis, bit in enumerate(bits))
+        step = sum(((corner >> axis) & 1) * steps[axis] for axis in range(len(extents)))
         out.index.append(first + step if step else first)
-        out.weight.append(_product([axis_weight[a][bit] for a, bit in enumerate(bits)]))
-        if slopes:
-            for axis in range(len(extents)):
-                out.slope[axis].append(_product([
-                    (axis_slope if a == axis else axis_weight)[a][bit]
-                    for a, bit in enumerate(bits)]))
     return out
 
 
@@ -96,15 +116,8 @@ def _tent(distance: torch.Tensor, differentiable: bool) -> torch.Tensor:
 
 def _tent_slope(distance: torch.Tensor) -> torch.Tensor:
     """Right derivative of max(0, 1 - |distance|): +1 on [-1, 0), -1 on [0, 1), else 0."""
-    near = ((distance >= -1) & (distance < 1)).to(distance.dtype)
-    return torch.where(distance < 0, near, near.neg())
-
-
-def _product(factors: list[torch.Tensor]) -> torch.Tensor:
-    out = factors[0]
-    for factor in factors[1:]:
-        out = out * factor
-    return out
+    near = (distance >= -1) & (distance < 1)
+    return torch.where(distance < 0, 1.0, -1.0).mul_(near)
 
 
 def interpolate_rows(table: torch.Tensor, positions: torch.Tensor, size: tuple[int, ...],
@@ -112,8 +125,7 @@ def interpolate_rows(table: torch.Tensor, positions: torch.Tensor, size: tuple[i
     """Row q of `table` (..., Q, K) read at the M fractional positions (k, ..., Q, M) of that row,
     interpolated, zero outside the grid: (..., Q, M). Plain autograd (small tensors)."""
     near = corners(positions, size, base)
-    return sum(table.gather(-1, index) * weight
-               for index, weight in zip(near.index, near.weight, strict=True))
+    return contract([table.gather(-1, index) for index in near.index], near.axis_weight)
 
 
 def deformable_sum(values: torch.Tensor, positions: torch.Tensor, attention: torch.Tensor,
@@ -149,8 +161,8 @@ def _sampling_matrices(scratch: torch.Tensor, near: Corners, attention: torch.Te
                        ) -> torch.Tensor:
     """Into `scratch` (>= c, Q, K): the sampling matrices of c groups; attention (c, Q, M)."""
     matrix = scratch[:attention.shape[0]].zero_()
-    for index, weight in zip(near.index, near.weight, strict=True):
-        matrix.scatter_add_(-1, index, attention * weight)
+    for index, weight in zip(near.index, near.weights(attention), strict=True):
+        matrix.scatter_add_(-1, index, weight)
     return matrix
 
 
@@ -202,11 +214,12 @@ class _DeformableSum(torch.autograd.Function):
                 # pair[c][q, m] = grad_out[q] . values[index of corner c of point m]
                 pair = [dots.gather(-1, index).to(attention32.dtype) for index in near.index]
                 if need_attention:
-                    grad_attention[part] = sum(p * w for p, w in zip(pair, near.weight, strict=True))
+                    grad_attention[part] = contract(pair, near.axis_weight)
                 if need_positions:
-                    for axis, slope in enumerate(near.slope):
-                        grad_positions[axis, part] = attention32[part] * sum(
-                            p * s for p, s in zip(pair, slope, strict=True))
+                    for axis, slope in enumerate(near.axis_slope):
+                        factors = list(near.axis_weight)
+                        factors[axis] = slope
+                        grad_positions[axis, part] = attention32[part] * contract(pair, factors)
         return (grad_values,
                 None if grad_positions is None else grad_positions.to(positions.dtype),
                 None if grad_attention is None else grad_attention.to(attention.dtype),
