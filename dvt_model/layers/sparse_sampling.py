@@ -136,8 +136,8 @@ def deformable_sum(values: torch.Tensor, positions: torch.Tensor, attention: tor
     values (..., K, E): the keys, a row-major grid of `size` ((H, W) or (T, H, W)) from flat index
     `base` on (K >= base + prod(size)). positions (k, ..., Q, M) float, cell units, coordinates
     (x, y[, t]) first, cell centres at integers. attention (..., Q, M). base: int64, (M,) or
-    (Q, M), each point's offset among the keys (e.g. the start of its frame), or None. Returns (..., Q, E) in the values' dtype;
-    differentiable in values, positions and attention.
+    (Q, M), each point's offset among the keys (e.g. the start of its frame), or None. Returns
+    (..., Q, E) in the values' dtype; differentiable in values, positions and attention.
     """
     lead, k = values.shape[:-2], positions.shape[0]
     rows = positions.shape[-2:]
