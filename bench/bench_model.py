@@ -5,8 +5,8 @@ DVT block (D-ST-A + D-MS-A, mixer), the D-ST-A-only block, joint and divided att
 T in {8, 16, 32}, 224x224, ViT-S width (384, 6 heads), batch 1. Times: each variant in its own
 process (as a training run is), two warm-up steps, then the median of `--repeats`; freed memory
 kept in the process as `dvt train` does (`--system-allocator`: glibc's default). Peak memory
-(max RSS above the process's level before the step): each variant measured alone, in a process
-of its own. The scaling exponent from T=16 to 32 is log(t32 / t16) / log 2.
+(max RSS above the process's level before the step): one process per scope and T, each variant
+measured alone in turn. The scaling exponent from T=16 to 32 is log(t32 / t16) / log 2.
 
 Run: `dvt bench model` or `python bench/bench_model.py [--frames 8,16,32] [--width 384]
 [--depth 12] [--device cpu|cuda]`.
@@ -133,10 +133,11 @@ def measure(frames: int, scope: str, width: int, depth: int, device: str, repeat
     return {name: sorted(t)[len(t) // 2] for name, t in out.items()}
 
 
-def run_child(*args) -> dict:
-    command = [sys.executable, __file__, "--child", json.dumps(args)]
+def run_child(common: tuple, what: str, variants: list[str]) -> dict:
+    """`measure(*common, what, variants)` in a fresh process."""
+    command = [sys.executable, __file__, "--child", json.dumps([*common, what, variants])]
     env = dict(os.environ)
-    if args[-2] == "memory":
+    if what == "memory":
         # A fixed mmap threshold: every large tensor is its own mapping, returned to the system
         # when freed, so the resident size follows live memory and its high-water mark is a
         # peak. (It slows allocation down: times are measured in another process without it.)
@@ -181,8 +182,8 @@ def main() -> None:
             # one heap fragment it, and the DVT took several steps to stop page-faulting).
             seconds = {}
             for variant in variants_of(scope):
-                seconds.update(run_child(*common, "time", [variant]))
-            memory = run_child(*common, "memory", variants_of(scope))
+                seconds.update(run_child(common, "time", [variant]))
+            memory = run_child(common, "memory", variants_of(scope))
             joint = {"seconds": seconds["joint"], "peak_mib": memory["joint"]}
             for variant in seconds:
                 r = {"seconds": seconds[variant], "peak_mib": memory[variant]}

@@ -65,7 +65,7 @@ class DeformableMultiScaleAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
         """x (B, T, N, D) normalised tokens -> one (B, T, N, D) output per scale."""
-        # b batch, t frame, s patch, g head, l scale, p point, c coordinate (x, y, t) or corner,
+        # b batch, t frame, s patch, g head, l scale, p point, c coordinate (x, y, t),
         # k temporal chunk, f frame in a chunk, m cell of a window, e head width
         num_frames, heads = x.shape[1], self.num_heads
         offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l c b g t s p", g=heads,
