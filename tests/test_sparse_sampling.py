@@ -54,6 +54,7 @@ def _case(size: tuple[int, ...], seed: int):
 @pytest.mark.parametrize("size", [(3, 4), (2, 3, 4), (1, 3), (5, 1, 1)])
 def test_deformable_sum_and_its_gradients_equal_the_reference(size, monkeypatch):
     monkeypatch.setattr(sparse_sampling, "CPU_CHUNK_ELEMENTS", 60)  # several chunks
+    monkeypatch.setattr(sparse_sampling, "GATHER_CHUNK_ENTRIES", 200)
     inputs = [t.requires_grad_() for t in _case(size, seed=len(size) + size[0])[:3]]
     base = _case(size, seed=len(size) + size[0])[3]
     out = sparse_sampling.deformable_sum(*inputs, size, base)

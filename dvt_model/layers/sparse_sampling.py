@@ -2,12 +2,14 @@
 
 Sampling values at fractional positions and summing them with attention weights is linear in
 the values: out = S @ V, where row q of S holds, for each sampled point, its attention weight
-times the interpolation weight of each of its 2^k neighbouring cells. `deformable_sum` builds S
-a few rows' matrices at a time (cache-sized), multiplies, and in the backward pass builds them
-again instead of keeping them; the gradients of the positions and attention weights are computed
-from each chunk's `grad_out @ V^T` in closed form. Zero padding (neighbours outside the grid get
-weight 0), like `grid_sample(padding_mode="zeros", align_corners=False)` with cell centres at
-integer positions.
+times the interpolation weight of each of its 2^k neighbouring cells. `deformable_sum` computes
+S @ V as one weighted gather of the neighbours' rows (`embedding_bag`, mode "sum"). Its backward
+pass needs S^T @ grad_out and grad_out @ V^T at the neighbours: a scatter into a dense S and two
+matmuls per (sub-clip, head) there beat any sparse kernel torch has on the CPU (the dense
+matrices stay in the cache); the gradients of the positions and attention weights follow in
+closed form. Nothing of S is kept between the passes. Zero padding (neighbours outside the grid
+get weight 0), like `grid_sample(padding_mode="zeros", align_corners=False)` with cell centres
+at integer positions.
 
 Positions come coordinate-first, `(k, ..., Q, M)`: every elementwise step then runs over long
 contiguous rows (a trailing axis of 2 or 3 coordinates made each step several times slower on
@@ -19,37 +21,59 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-# Elements of the sampling matrices built at once (4 MiB of float32 on the CPU): they stay in
-# the cache between the scatter and the matmul.
+# Elements of the backward pass's sampling matrices built at once (4 MiB of float32 on the
+# CPU): they stay in the cache between the scatter and the matmuls.
 CPU_CHUNK_ELEMENTS = 1 << 20
 CUDA_CHUNK_ELEMENTS = 1 << 28
+# Sampled entries (point x corner) handled at once: 32 MiB of int64 indices and 16 MiB of
+# float32 weights.
+GATHER_CHUNK_ENTRIES = 1 << 22
 
 
 @dataclass
 class Corners:
-    """The 2^k neighbours of each position. `index`: per corner (corner c has bit a set for the
-    upper neighbour along axis a), the flat index (int64) into a row-major grid plus the base
-    offset. `axis_weight[a]`: the interpolation weights (lower, upper) along axis a, 0 outside
-    the grid; a corner's weight is their product over the axes. `axis_slope[a]`: their right
-    derivatives in position a, or None. Each tensor is shaped like one coordinate."""
+    """The 2^k neighbours of fractional positions (..., Q, M). Corner c has bit a set for the
+    upper neighbour along axis a (axis 0, x, varies fastest).
 
-    index: list[torch.Tensor]
+    first (..., Q, M) int64: the flat index of corner 0 in the row-major grid plus the base
+    offset; `steps[c]`: what corner c adds to it. axis_weight: per axis, the interpolation
+    weights (lower, upper), 0 outside the grid; a corner's weight is their product over the
+    axes. axis_slope: like axis_weight, their right derivatives in the position, or None.
+    """
+
+    first: torch.Tensor
+    steps: list[int]
     axis_weight: list[tuple[torch.Tensor, torch.Tensor]]
     axis_slope: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
-    def weights(self, scale: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Each corner's weight (times `scale`, applied once along the last axis)."""
+    def index(self, dim: int) -> torch.Tensor:
+        """The corners' flat indices, stacked on `dim` (0: (2^k, ..., Q, M); -2: (..., Q, 2^k,
+        M), each query's indices side by side)."""
+        shape = [1] * (self.first.dim() + 1)
+        shape[dim] = -1
+        steps = torch.tensor(self.steps, device=self.first.device).view(shape)
+        return self.first.unsqueeze(dim) + steps
+
+    def weights(self, scale: torch.Tensor | None = None, dim: int = 0) -> torch.Tensor:
+        """The corners' weights times `scale` (..., Q, M) if given, stacked on `dim` like
+        `index`. Not differentiable."""
         factors = list(self.axis_weight)
-        if scale is not None:
+        if scale is not None:  # once, on one axis's factors
             factors[-1] = tuple(scale * w for w in factors[-1])
-        out = []
-        for corner in range(len(self.index)):
-            weight = None
-            for axis, pair in enumerate(factors):
-                factor = pair[(corner >> axis) & 1]
-                weight = factor if weight is None else weight * factor
-            out.append(weight)
+        shape = list(self.first.shape)
+        shape.insert(dim if dim >= 0 else len(shape) + 1 + dim, len(self.steps))
+        out = factors[0][0].new_empty(shape)
+        for corner, target in enumerate(out.unbind(dim)):
+            factor = [pair[(corner >> axis) & 1] for axis, pair in enumerate(factors)]
+            if len(factor) == 1:
+                target.copy_(factor[0])
+                continue
+            product = factor[0]
+            for f in factor[1:-1]:
+                product = product * f
+            torch.mul(product, factor[-1], out=target)
         return out
 
 
@@ -58,18 +82,17 @@ def contract(values: list[torch.Tensor], factors: list[tuple[torch.Tensor, torch
     """sum over corners c of values[c] * prod over axes a of factors[a][bit a of c], one axis at
     a time (2^k - 1 multiply-adds instead of k products per corner)."""
     for axis in reversed(range(len(factors))):
-        half = len(values) // 2
-        lower, upper = factors[axis]
+        half, (lower, upper) = len(values) // 2, factors[axis]
         values = [values[c] * lower + values[c + half] * upper for c in range(half)]
     return values[0]
 
 
 def corners(positions: torch.Tensor, size: tuple[int, ...], base: torch.Tensor | None = None,
             *, slopes: bool = False) -> Corners:
-    """Neighbours of fractional `positions` (k, ...) in cell units, coordinates (x, y[, t]), on a
-    grid of `size` in the reverse order ((H, W) or (T, H, W)). `base` (broadcast to a coordinate's
-    shape) is added to every flat index. Differentiable in the positions (through the weights)
-    when autograd records.
+    """Neighbours of fractional `positions` (k, ..., Q, M) in cell units, coordinates (x, y[, t]),
+    on a grid of `size` in the reverse order ((H, W) or (T, H, W)). `base` (broadcast to a
+    coordinate's shape) is added to every flat index. Differentiable in the positions (through
+    the weights) when autograd records.
 
     Along each axis the two neighbours are cells c and c + 1 with c = clamp(floor(p), 0,
     extent - 2), weighted by the tent max(0, 1 - |p - cell|): inside the grid that is plain
@@ -77,30 +100,23 @@ def corners(positions: torch.Tensor, size: tuple[int, ...], base: torch.Tensor |
     without masks or clamped indices (a one-cell axis has only cell 0).
     """
     differentiable = torch.is_grad_enabled() and positions.requires_grad
-    extents = list(reversed(size))  # per coordinate: W, H[, T]
-    first, steps, stride = base, [], 1
-    out = Corners([], [], [] if slopes else None)
-    for axis, extent in enumerate(extents):
+    first, steps, stride = base, [0], 1
+    out = Corners(None, [], [], [] if slopes else None)
+    for axis, extent in enumerate(reversed(size)):  # per coordinate: W, H[, T]
         position = positions[axis]
         with torch.no_grad():  # float arithmetic on the cell numbers: exact below 2^24
             low = position.floor().clamp_(0, max(extent - 2, 0))
             cell = low * stride if stride > 1 else low
             first = cell if first is None else first + cell
         distance = (position - low, position - (low + 1))
-        weight = tuple(_tent(d, differentiable) for d in distance)
-        slope = tuple(_tent_slope(d) for d in distance) if slopes else None
-        if extent == 1:  # no upper neighbour
-            weight = (weight[0], torch.zeros_like(weight[0]))
-            slope = slope and (slope[0], torch.zeros_like(slope[0]))
-        out.axis_weight.append(weight)
         if slopes:
-            out.axis_slope.append(slope)
-        steps.append(stride if extent > 1 else 0)
+            slope = tuple(_tent_slope(d) for d in distance)
+            out.axis_slope.append(slope if extent > 1 else (slope[0], torch.zeros_like(low)))
+        weight = tuple(_tent(d, differentiable) for d in distance)
+        out.axis_weight.append(weight if extent > 1 else (weight[0], torch.zeros_like(low)))
+        steps = steps + [step + (stride if extent > 1 else 0) for step in steps]
         stride *= extent
-    first = first.long()
-    for corner in range(2 ** len(extents)):
-        step = sum(((corner >> axis) & 1) * steps[axis] for axis in range(len(extents)))
-        out.index.append(first + step if step else first)
+    out.first, out.steps = first.long(), steps
     return out
 
 
@@ -111,7 +127,7 @@ def _tent(distance: torch.Tensor, differentiable: bool) -> torch.Tensor:
     if differentiable:
         near = (distance >= -1) & (distance < 1)
         return torch.where(distance < 0, 1 + distance, 1 - distance) * near
-    return distance.abs().neg_().add_(1).clamp_(min=0)
+    return distance.abs_().neg_().add_(1).clamp_(min=0)
 
 
 def _tent_slope(distance: torch.Tensor) -> torch.Tensor:
@@ -125,7 +141,7 @@ def interpolate_rows(table: torch.Tensor, positions: torch.Tensor, size: tuple[i
     """Row q of `table` (..., Q, K) read at the M fractional positions (k, ..., Q, M) of that row,
     interpolated, zero outside the grid: (..., Q, M). Plain autograd (small tensors)."""
     near = corners(positions, size, base)
-    return contract([table.gather(-1, index) for index in near.index], near.axis_weight)
+    return contract([table.gather(-1, index) for index in near.index(0)], near.axis_weight)
 
 
 def deformable_sum(values: torch.Tensor, positions: torch.Tensor, attention: torch.Tensor,
@@ -147,45 +163,49 @@ def deformable_sum(values: torch.Tensor, positions: torch.Tensor, attention: tor
     return out.reshape(*lead, *out.shape[-2:])
 
 
-def _chunks(groups: int, matrix_elements: int, cuda: bool) -> list[slice]:
-    budget = CUDA_CHUNK_ELEMENTS if cuda else CPU_CHUNK_ELEMENTS
-    step = max(1, budget // matrix_elements)
-    return [slice(start, start + step) for start in range(0, groups, step)]
+def _chunks(groups: int, elements: int, cuda: bool, budget: int | None = None) -> list[slice]:
+    """Slices of the groups, each with at most `budget` elements (at least one group)."""
+    budget = budget or (CUDA_CHUNK_ELEMENTS if cuda else CPU_CHUNK_ELEMENTS)
+    step = max(1, budget // elements)
+    return [slice(start, min(start + step, groups)) for start in range(0, groups, step)]
+
+
+def _gather_chunks(positions: torch.Tensor, cuda: bool) -> list[slice]:
+    """Slices of the groups of positions (k, G, Q, M) with at most GATHER_CHUNK_ENTRIES corners."""
+    corners_per_group = positions[0, 0].numel() << positions.shape[0]
+    return _chunks(positions.shape[1], corners_per_group, cuda, GATHER_CHUNK_ENTRIES)
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def _sampling_matrices(scratch: torch.Tensor, near: Corners, attention: torch.Tensor
-                       ) -> torch.Tensor:
-    """Into `scratch` (>= c, Q, K): the sampling matrices of c groups; attention (c, Q, M)."""
-    matrix = scratch[:attention.shape[0]].zero_()
-    for index, weight in zip(near.index, near.weights(attention), strict=True):
-        matrix.scatter_add_(-1, index, weight)
-    return matrix
-
-
 class _DeformableSum(torch.autograd.Function):
     """values (G, K, E), positions (k, G, Q, M), attention (G, Q, M), base (M,), (Q, M) or None
-    -> (G, Q, E). Chunk by chunk, so that the corners, the matrices and the products of each
-    chunk stay in the cache."""
+    -> (G, Q, E). Forward: one weighted gather (`embedding_bag`) over many groups at once.
+    Backward: corners and gradient formulas for many groups at once (few long elementwise
+    steps), the sampling matrices and products group by group (cache-sized)."""
 
     @staticmethod
     def forward(ctx, values, positions, attention, base, size):
         ctx.save_for_backward(values, positions, attention, base)
         ctx.size = size
-        groups, keys = values.shape[:2]
+        groups, keys, width = values.shape
         queries = attention.shape[1]
-        out = values.new_empty(groups, queries, values.shape[2])
+        out = values.new_empty(groups, queries, width)
         with torch.no_grad(), torch.autocast(values.device.type, enabled=False):
             positions, attention = _at_least_float32(positions), _at_least_float32(attention)
-            parts = _chunks(groups, queries * keys, values.is_cuda)
-            scratch = attention.new_empty(min(groups, parts[0].stop), queries, keys)
-            for part in parts:
+            for part in _gather_chunks(positions, values.is_cuda):
                 near = corners(positions[:, part], size, base)
-                matrix = _sampling_matrices(scratch, near, attention[part])
-                torch.bmm(matrix.to(values.dtype), values[part], out=out[part])
+                index = near.index(-2)  # c q corner m: each query's entries side by side
+                weight = near.weights(attention[part], dim=-2).to(values.dtype)
+                # Each group's keys follow the previous group's in one table of rows.
+                count = index.shape[0]
+                index += (torch.arange(count, device=index.device) * keys).view(-1, 1, 1, 1)
+                out[part] = F.embedding_bag(
+                    index.view(count * queries, -1), values[part].reshape(count * keys, width),
+                    per_sample_weights=weight.view(count * queries, -1),
+                    mode="sum").view(count, queries, width)
         return out
 
     @staticmethod
@@ -196,23 +216,35 @@ class _DeformableSum(torch.autograd.Function):
         queries = attention.shape[1]
         grad_out = grad_out.contiguous().to(values.dtype)
         grad_values = torch.empty_like(values) if need_values else None
+        need_pairs = need_positions or need_attention
         with torch.no_grad(), torch.autocast(values.device.type, enabled=False):
             positions32, attention32 = _at_least_float32(positions), _at_least_float32(attention)
             grad_positions = torch.empty_like(positions32) if need_positions else None
             grad_attention = torch.empty_like(attention32) if need_attention else None
-            parts = _chunks(groups, queries * keys, values.is_cuda)
-            scratch = attention32.new_empty(min(groups, parts[0].stop), queries, keys)
-            for part in parts:
+            matrix_parts = _chunks(groups, queries * keys, values.is_cuda)
+            scratch = attention32.new_empty(matrix_parts[0].stop, queries, keys)
+            for part in _gather_chunks(positions, values.is_cuda):
                 near = corners(positions32[:, part], ctx.size, base, slopes=need_positions)
-                if need_values:
-                    matrix = _sampling_matrices(scratch, near, attention32[part])
-                    torch.bmm(matrix.to(values.dtype).transpose(1, 2), grad_out[part],
-                              out=grad_values[part])
-                if not (need_positions or need_attention):
+                # One scatter and one gather per group: each query's corners side by side.
+                index = near.index(-2).flatten(-2)  # c q (corner m)
+                weight = near.weights(attention32[part], dim=-2).flatten(-2) \
+                    if need_values else None
+                pairs = torch.empty_like(index, dtype=values.dtype) if need_pairs else None
+                for inner in _chunks(index.shape[0], queries * keys, values.is_cuda):
+                    at = slice(part.start + inner.start, part.start + inner.stop)
+                    if need_values:
+                        matrix = scratch[:index[inner].shape[0]].zero_()
+                        matrix.scatter_add_(-1, index[inner], weight[inner])
+                        torch.bmm(matrix.to(values.dtype).transpose(1, 2), grad_out[at],
+                                  out=grad_values[at])
+                    if need_pairs:
+                        # pairs[q, (c m)] = grad_out[q] . values[index of corner c of point m]
+                        dots = torch.bmm(grad_out[at], values[at].transpose(1, 2))
+                        torch.gather(dots, -1, index[inner], out=pairs[inner])
+                if not need_pairs:
                     continue
-                dots = torch.bmm(grad_out[part], values[part].transpose(1, 2))
-                # pair[c][q, m] = grad_out[q] . values[index of corner c of point m]
-                pair = [dots.gather(-1, index).to(attention32.dtype) for index in near.index]
+                pair = pairs.to(attention32.dtype).unflatten(-1, (-1, positions.shape[-1]))
+                pair = list(pair.unbind(-2))  # views: multiplying them is no slower
                 if need_attention:
                     grad_attention[part] = contract(pair, near.axis_weight)
                 if need_positions:
