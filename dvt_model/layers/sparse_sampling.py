@@ -103,7 +103,7 @@ def corners(positions: torch.Tensor, size: tuple[int, ...], base: torch.Tensor |
     """
     differentiable = torch.is_grad_enabled() and positions.requires_grad
     first, steps, stride = base, [0], 1
-    out = Corners(None, [], [], [] if slopes else None)
+    axis_weight, axis_slope = [], []
     for axis, extent in enumerate(reversed(size)):  # per coordinate: W, H[, T]
         position = positions[axis]
         with torch.no_grad():  # float arithmetic on the cell numbers: exact below 2^24
@@ -111,15 +111,14 @@ def corners(positions: torch.Tensor, size: tuple[int, ...], base: torch.Tensor |
             cell = low * stride if stride > 1 else low
             first = cell if first is None else first + cell
         distance = (position - low, position - (low + 1))
-        if slopes:
+        if slopes:  # before the weights: `_tent` works in place
             slope = tuple(_tent_slope(d) for d in distance)
-            out.axis_slope.append(slope if extent > 1 else (slope[0], torch.zeros_like(low)))
+            axis_slope.append(slope if extent > 1 else (slope[0], torch.zeros_like(low)))
         weight = tuple(_tent(d, differentiable) for d in distance)
-        out.axis_weight.append(weight if extent > 1 else (weight[0], torch.zeros_like(low)))
+        axis_weight.append(weight if extent > 1 else (weight[0], torch.zeros_like(low)))
         steps = steps + [step + (stride if extent > 1 else 0) for step in steps]
         stride *= extent
-    out.first, out.steps = first.long(), steps
-    return out
+    return Corners(first.long(), steps, axis_weight, axis_slope if slopes else None)
 
 
 def _tent(distance: torch.Tensor, differentiable: bool) -> torch.Tensor:
