@@ -223,9 +223,10 @@ class _DeformableSum(torch.autograd.Function):
             positions32, attention32 = _at_least_float32(positions), _at_least_float32(attention)
             grad_positions = torch.empty_like(positions32) if need_positions else None
             grad_attention = torch.empty_like(attention32) if need_attention else None
-            matrix_parts = _chunks(groups, queries * keys, values.is_cuda)
-            scratch = attention32.new_empty(matrix_parts[0].stop, queries, keys)
-            for part in _gather_chunks(positions, values.is_cuda):
+            parts = _gather_chunks(positions, values.is_cuda)
+            matrices = min(_chunks(groups, queries * keys, values.is_cuda)[0].stop, parts[0].stop)
+            scratch = attention32.new_empty(matrices, queries, keys)
+            for part in parts:
                 near = corners(positions32[:, part], ctx.size, base, slopes=need_positions)
                 # One scatter and one gather per group: each query's corners side by side.
                 index = near.index(-2).flatten(-2)  # c q (corner m)
