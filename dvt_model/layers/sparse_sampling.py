@@ -50,24 +50,21 @@ class Corners:
     axis_weight: list[tuple[torch.Tensor, torch.Tensor]]
     axis_slope: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
-    def index(self, dim: int) -> torch.Tensor:
-        """The corners' flat indices, stacked on `dim` (0: (2^k, ..., Q, M); -2: (..., Q, 2^k,
-        M), each query's indices side by side)."""
-        shape = [1] * (self.first.dim() + 1)
-        shape[dim] = -1
-        steps = torch.tensor(self.steps, device=self.first.device).view(shape)
-        return self.first.unsqueeze(dim) + steps
+    def index(self) -> torch.Tensor:
+        """The corners' flat indices (..., Q, 2^k, M): each query's side by side, for one gather
+        or scatter along the last axis after `flatten(-2)`."""
+        steps = torch.tensor(self.steps, device=self.first.device).unsqueeze(-1)
+        return self.first.unsqueeze(-2) + steps
 
-    def weights(self, scale: torch.Tensor | None = None, dim: int = 0) -> torch.Tensor:
-        """The corners' weights times `scale` (..., Q, M) if given, stacked on `dim` like
-        `index`. Not differentiable."""
+    def weights(self, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The corners' weights (..., Q, 2^k, M) like `index`, times `scale` (..., Q, M) if
+        given. Not differentiable."""
         factors = list(self.axis_weight)
         if scale is not None:  # once, on one axis's factors
             factors[-1] = tuple(scale * w for w in factors[-1])
-        shape = list(self.first.shape)
-        shape.insert(dim if dim >= 0 else len(shape) + 1 + dim, len(self.steps))
-        out = factors[0][0].new_empty(shape)
-        for corner, target in enumerate(out.unbind(dim)):
+        out = factors[0][0].new_empty(self.first.shape[:-1] + (len(self.steps),)
+                                      + self.first.shape[-1:])
+        for corner, target in enumerate(out.unbind(-2)):
             factor = [pair[(corner >> axis) & 1] for axis, pair in enumerate(factors)]
             if len(factor) == 1:
                 target.copy_(factor[0])
@@ -142,7 +139,9 @@ def interpolate_rows(table: torch.Tensor, positions: torch.Tensor, size: tuple[i
     """Row q of `table` (..., Q, K) read at the M fractional positions (k, ..., Q, M) of that row,
     interpolated, zero outside the grid: (..., Q, M). Plain autograd (small tensors)."""
     near = corners(positions, size, base)
-    return contract([table.gather(-1, index) for index in near.index(0)], near.axis_weight)
+    index = near.index()
+    read = table.gather(-1, index.flatten(-2)).view_as(index)
+    return contract(list(read.unbind(-2)), near.axis_weight)
 
 
 def deformable_sum(values: torch.Tensor, positions: torch.Tensor, attention: torch.Tensor,
@@ -199,8 +198,8 @@ class _DeformableSum(torch.autograd.Function):
             positions, attention = _at_least_float32(positions), _at_least_float32(attention)
             for part in _gather_chunks(positions, values.is_cuda):
                 near = corners(positions[:, part], size, base)
-                index = near.index(-2)  # c q corner m: each query's entries side by side
-                weight = near.weights(attention[part], dim=-2).to(values.dtype)
+                index = near.index()  # c q corner m: each query's entries side by side
+                weight = near.weights(attention[part]).to(values.dtype)
                 # Each group's keys follow the previous group's in one table of rows.
                 count = index.shape[0]
                 index += (torch.arange(count, device=index.device) * keys).view(-1, 1, 1, 1)
@@ -229,9 +228,8 @@ class _DeformableSum(torch.autograd.Function):
             for part in parts:
                 near = corners(positions32[:, part], ctx.size, base, slopes=need_positions)
                 # One scatter and one gather per group: each query's corners side by side.
-                index = near.index(-2).flatten(-2)  # c q (corner m)
-                weight = near.weights(attention32[part], dim=-2).flatten(-2) \
-                    if need_values else None
+                index = near.index().flatten(-2)  # c q (corner m)
+                weight = near.weights(attention32[part]).flatten(-2) if need_values else None
                 pairs = torch.empty_like(index, dtype=values.dtype) if need_pairs else None
                 for inner in _chunks(index.shape[0], queries * keys, values.is_cuda):
                     at = slice(part.start + inner.start, part.start + inner.stop)
