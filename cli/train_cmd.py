@@ -33,7 +33,10 @@ TRAIN_OPTIONS = (
     click.option("--skip-missing", is_flag=True, default=None,
                  help="Drop videos without labels and labels without videos."),
     click.option("--flip/--no-flip", default=None,
-                 help="Horizontal flips (off where left/right is the label)."),
+                 help="Horizontal flips. Default: mirrored clips of left/right and clockwise/"
+                 "counter-clockwise classes take their partner's label, and direction classes "
+                 "without a partner are never mirrored; --flip mirrors those too, --no-flip "
+                 "turns flips off."),
     click.option("--grad-checkpointing", is_flag=True, default=None,
                  help="Recompute blocks in backward: much less memory, about 1/3 more time."),
     click.option("-q", "--quiet", is_flag=True, default=None, help="No progress bar."),

@@ -9,6 +9,8 @@ from dvt_prep.errors import InputError
 CUES = ("md_rgbr", "avgp", "rgbd", "tvl1", "none")
 DVT_ATTENTIONS = ("dst", "dms", "dst_dms")
 BASELINE_ATTENTIONS = ("joint", "divided", "space")
+POOLS = ("mean", "motion")
+TIME_EMBED_INITS = ("normal", "sincos")
 FRAMES_PER_SUBCLIP = 4  # the default T' (SPEC section 6): cost linear in T
 
 
@@ -31,6 +33,10 @@ class ModelConfig:
     attn_weights: str = "motion"
     cue_dim: int | None = None  # width of the motion cue embedding m; None: embed_dim // 4
     drop_rate: float = 0.0  # dropout before the head
+    motion_tokens: bool = True  # ours: the per-patch cue also added to each token's embedding
+    cue_values: bool = True  # ours: D-ST-A's values carry the motion cue (Shaw et al. style)
+    pool: str = "motion"  # mean | motion (ours: tokens weighted by their motion before the head)
+    time_embed_init: str = "sincos"  # normal (std 0.02) | sincos (ours: the frame order audible)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -70,6 +76,11 @@ class ModelConfig:
             bad(f"the {self.attention} baseline takes cue='none' only, got {self.cue!r}")
         if self.fusion not in ("mlp", "mixer"):
             bad(f"fusion must be 'mlp' or 'mixer', got {self.fusion!r}")
+        if self.pool not in POOLS:
+            bad(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+        if self.time_embed_init not in TIME_EMBED_INITS:
+            bad(f"time_embed_init must be one of {', '.join(TIME_EMBED_INITS)}, got "
+                f"{self.time_embed_init!r}")
         if self.attn_weights not in ("motion", "dot"):
             bad(f"attn_weights must be 'motion' or 'dot', got {self.attn_weights!r}")
         if self.img_size % self.patch_size:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -12,6 +14,7 @@ from dvt_model.layers.motion_cue import MOTION_CUES
 from dvt_model.layers.patch_embed import PatchEmbed
 from dvt_prep.errors import InputError
 
+MOTION_POOL_FLOOR = 0.25  # pixels: what a still token weighs in `pool="motion"`
 BASELINE_BLOCKS = {"joint": JointBlock, "divided": DividedBlock, "space": SpaceBlock}
 
 
@@ -28,11 +31,18 @@ class VideoTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], dim))
         self.time_embed = nn.Parameter(torch.zeros(1, config.num_frames, 1, dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.time_embed, std=0.02)
+        if config.time_embed_init == "sincos":
+            with torch.no_grad():
+                self.time_embed.copy_(sincos_time_embedding(config.num_frames, dim)[None, :, None])
+        else:
+            nn.init.trunc_normal_(self.time_embed, std=0.02)
         uses_cue = config.is_dvt and "dst" in config.attention
         self.motion_cue = MOTION_CUES[config.cue](embed_dim=config.motion_cue_dim,
                                                   patch_size=config.patch_size) \
             if uses_cue else None
+        self.cue_tokens = nn.Linear(self.motion_cue.token_channels, dim) \
+            if self.motion_cue is not None and config.motion_tokens and config.cue != "none" \
+            else None
         self.blocks = nn.ModuleList(self._block() for _ in range(config.depth))
         self.fc_norm = nn.LayerNorm(dim)
         self.head_drop = nn.Dropout(config.drop_rate)
@@ -42,6 +52,8 @@ class VideoTransformer(nn.Module):
         for module in self.modules():  # layers whose weights start otherwise (offsets, values)
             if hasattr(module, "init_weights"):
                 module.init_weights()
+        if self.cue_tokens is not None:  # unit gain: the cue as loud as the pixels
+            nn.init.normal_(self.cue_tokens.weight, std=self.cue_tokens.in_features ** -0.5)
 
     def _block(self) -> nn.Module:
         c = self.config
@@ -76,6 +88,8 @@ class VideoTransformer(nn.Module):
                              f"{self.config.img_size}px, got rgb of shape {tuple(video.shape)}")
         x = self.patch_embed(video) + self.pos_embed[:, None] + self.time_embed
         context = MotionContext(grid=self.grid)
+        if self.cue_tokens is not None:
+            x = x + self.cue_tokens(self.motion_cue.per_token(batch, self.grid).to(x.dtype))
         if self.motion_cue is not None:
             context.path, context.cue = self.motion_cue(
                 batch, grid=self.grid, num_frames=self.config.num_frames,
@@ -87,12 +101,38 @@ class VideoTransformer(nn.Module):
                 x = block(x, context)
         return x
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T, N, D) -> logits (B, num_classes): mean over tokens, LayerNorm, linear."""
-        return self.head(self.head_drop(self.fc_norm(x.mean((1, 2)))))
+    def pool_weights(self, batch: dict) -> torch.Tensor | None:
+        """`pool="motion"`: each token's weight in the pooling, (B, T, N), its motion in pixels
+        plus a quarter pixel (so that a still clip pools evenly); None: the mean."""
+        if self.config.pool != "motion" or self.motion_cue is None:
+            return None
+        magnitude = self.motion_cue.motion_magnitude(batch, self.grid)
+        return None if magnitude is None else magnitude + MOTION_POOL_FLOOR
+
+    def forward_head(self, x: torch.Tensor, pool_weights: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """tokens (B, T, N, D) -> logits (B, num_classes): the mean over tokens (weighted by
+        `pool_weights` (B, T, N) when given), LayerNorm, linear."""
+        if pool_weights is None:
+            pooled = x.mean((1, 2))
+        else:
+            weights = pool_weights / pool_weights.sum((1, 2), keepdim=True)
+            pooled = torch.einsum("btn,btnd->bd", weights.to(x.dtype), x)
+        return self.head(self.head_drop(self.fc_norm(pooled)))
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.forward_head(self.forward_features(batch))
+        return self.forward_head(self.forward_features(batch), self.pool_weights(batch))
+
+
+def sincos_time_embedding(num_frames: int, dim: int) -> torch.Tensor:
+    """(T, D) float32: sines and cosines of the frame index at geometric frequencies, the
+    slowest turning a quarter circle over the clip."""
+    frequencies = (math.pi / 2 / num_frames) * (num_frames ** (
+        torch.arange(dim // 2, dtype=torch.float32) / max(dim // 2 - 1, 1)))
+    angles = torch.arange(num_frames, dtype=torch.float32)[:, None] * frequencies[None]
+    embedding = torch.zeros(num_frames, dim)
+    embedding[:, 0:2 * (dim // 2):2], embedding[:, 1:2 * (dim // 2):2] = angles.sin(), angles.cos()
+    return embedding
 
 
 def _init_linear(module: nn.Module) -> None:

@@ -131,6 +131,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     model = VideoTransformer(config.model_config(num_classes=labels.num_classes))
     model.set_grad_checkpointing(config.grad_checkpointing)
     train_set, val_set = build_datasets(config, model, labels)
+    flips = train_set.flip_map.summary()
+    if rank == 0 and flips and config.flip is None:
+        print(flips, flush=True)
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise InputError(f"train: {len(train_set)} clips per rank is fewer than one batch of "

@@ -26,7 +26,8 @@ class TrainConfig:
     img_size: int | None = None
     frame_stride: int = 1
     crop_scale: tuple[float, float] = (0.25, 1.0)  # random resized crop, area fraction
-    flip: bool = True  # horizontal flips (off for data where left/right is the label)
+    flip: bool | None = None  # None: mirror under the flip label map; True: mirror every class;
+    # False: never (dvt_model.data.flip_map)
     epochs: int = 10
     batch_size: int = 8
     lr: float = 5e-4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from dvt_model.data import sampling
+from dvt_model.data.flip_map import FlipLabelMap
 from dvt_model.data.labels import UNLABELLED, Labels, read_labels
 from dvt_model.data.transforms import Box, random_resized_box, short_side_boxes, transform_cue
 from dvt_model.motion_path import follow_back
@@ -61,7 +62,7 @@ class VideoClipDataset(IterableDataset):
                  frame_stride: int = 1, img_size: int = 224, mode: str = "train",
                  num_clips: int = 4, num_crops: int = 3, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None, batch_size: int = 1,
-                 scale: tuple[float, float] = (0.25, 1.0), flip: bool = True,
+                 scale: tuple[float, float] = (0.25, 1.0), flip: bool | None = None,
                  on_missing: str = "error", class_names: tuple[str, ...] | None = None) -> None:
         super().__init__()
         unknown = [c for c in cues if c not in DATASET_CUES]
@@ -91,6 +92,7 @@ class VideoClipDataset(IterableDataset):
         self.labels = labels
         self._opened: tuple[int, list[Store]] | None = None
         self.class_names = labels.class_names if labels is not None else ()
+        self.flip_map = FlipLabelMap.from_classes(self.class_names)
         self.videos = self._index_videos(on_missing)
         # Epoch and resume offset live in shared memory so that persistent DataLoader workers
         # see set_epoch / load_state_dict made in the main process.
@@ -249,14 +251,26 @@ class VideoClipDataset(IterableDataset):
         if self.mode == "train":
             rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
             box = random_resized_box(rng, entry.height, entry.width, scale=self.scale,
-                                     flip=self.flip)
+                                     flip=self.flip is not False)
+            label, box = self._mirror_label(entry.label, box)
         else:
             box = short_side_boxes(entry.height, entry.width,
                                    self.num_crops if self.mode == "test" else 1)[crop]
-        sample = {"video_id": entry.video_id, "label": entry.label, "start": start,
+            label = entry.label
+        sample = {"video_id": entry.video_id, "label": label, "start": start,
                   "view": item.view, "padded": item.padded}
         sample.update(self._cues(entry, frames, box))
         return sample
+
+    def _mirror_label(self, label: int, box: Box) -> tuple[int, Box]:
+        """The label of a mirrored clip under the flip label map: a mirror partner's label, or
+        no mirror for a direction class without a partner (unless flips are forced)."""
+        if not box.flip or label == UNLABELLED:
+            return label, box
+        partner = self.flip_map.partner[label]
+        if partner is not None:
+            return partner, box
+        return (label, box) if self.flip else (label, replace(box, flip=False))
 
     def _cues(self, entry: VideoEntry, frames: list[int], box: Box) -> dict[str, torch.Tensor]:
         store = self._stores()[entry.store]

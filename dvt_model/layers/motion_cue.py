@@ -19,6 +19,12 @@ RESIDUAL_SCALE = 32.0  # grey levels -> about unit scale
 DISPLACEMENT_SCALE = 4.0  # pixels -> about unit scale (typical motion: 1 to 8 px a frame)
 
 
+def signed_log(displacement: torch.Tensor) -> torch.Tensor:
+    """sign(d) log(1 + |d| / 1 px): about unit scale from a quarter pixel to tens of pixels, so
+    that sub-pixel patch motion is not lost next to fast motion."""
+    return displacement.sign() * displacement.abs().log1p()
+
+
 def pool_to_patches(cue: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """(B, T, h, w, C) on any grid covering the frame -> (B, T, Hp, Wp, C), area mean."""
     # b batch, t frames, h w cells, c channels
@@ -47,6 +53,26 @@ class MotionCue(nn.Module):
                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Displacement (B, T, Hp, Wp, 2) pixels or None; features (B, T, Hp, Wp, C) or None."""
         return None, None
+
+    def motion_magnitude(self, batch: dict, grid: tuple[int, int]) -> torch.Tensor | None:
+        """How far each patch of each frame moved, (B, T, Hp*Wp) pixels; None for cues without
+        displacement."""
+        displacement, _ = self.per_frame(batch, grid)
+        return None if displacement is None else displacement.norm(dim=-1).flatten(2, 3)
+
+    @property
+    def token_channels(self) -> int:
+        """Channels of `per_token`."""
+        return 2 + self.feature_channels
+
+    def per_token(self, batch: dict, grid: tuple[int, int]) -> torch.Tensor:
+        """The cue of each patch of each frame, (B, T, Hp*Wp, C): displacement / 4 px (zero
+        for cues without one) and the features, about unit scale."""
+        displacement, features = self.per_frame(batch, grid)
+        if displacement is None:
+            displacement = torch.zeros(*features.shape[:-1], 2, dtype=features.dtype,
+                                       device=features.device)
+        return torch.cat([signed_log(displacement), features], -1).flatten(2, 3)
 
     def forward(self, batch: dict, *, grid: tuple[int, int], num_frames: int,
                 frames_per_subclip: int) -> tuple[torch.Tensor, torch.Tensor]:
