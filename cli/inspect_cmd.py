@@ -6,8 +6,6 @@ import json
 
 import click
 
-from dvt_prep.store import open_store
-
 
 @click.command()
 @click.argument("store_path", metavar="STORE")
@@ -15,6 +13,8 @@ from dvt_prep.store import open_store
 @click.option("--videos/--no-videos", default=True, help="List the videos.")
 def inspect(store_path: str, as_json: bool, videos: bool) -> None:
     """What is in a store: videos, frames, bytes per cue, settings, failures."""
+    from dvt_prep.store import open_store
+
     store = open_store(store_path)
     ids = store.video_ids
     metas = {video_id: store.meta(video_id) for video_id in ids}

@@ -5,15 +5,9 @@ from __future__ import annotations
 import sys
 
 import click
-from tqdm import tqdm
 
-from dvt_prep.cues import CUE_GRIDS, CUE_NAMES
-from dvt_prep.encode import EncodeSettings
+from dvt_prep.cue_names import CUE_GRIDS, CUE_NAMES, DEFAULT_CUES
 from dvt_prep.errors import InputError
-from dvt_prep.extract import DEFAULT_CUES, PrepSettings, check_flow_device_here
-from dvt_prep.inputs import collect_inputs
-from dvt_prep.parallel import prep_parallel
-from dvt_prep.store import consolidate
 
 
 def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -72,6 +66,14 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          retry_failed: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists, Kinetics annotation
     CSVs with --root) into STORE."""
+    from tqdm import tqdm
+
+    from dvt_prep.encode import EncodeSettings
+    from dvt_prep.extract import PrepSettings, check_flow_device_here
+    from dvt_prep.inputs import collect_inputs
+    from dvt_prep.parallel import prep_parallel
+    from dvt_prep.store import consolidate
+
     try:
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
         settings = PrepSettings(cues=cues, cue_grid=int(cue_grid), reencode=not no_reencode,

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dvt_prep import cues as C
+from dvt_prep.cue_names import DEFAULT_CUES
 from dvt_prep.decode import frame_type, iter_av_frames, probe, take_motion_vectors
 from dvt_prep.encode import EncodeSettings, encode_canonical
 from dvt_prep.errors import VideoError
 from dvt_prep.flow import FLOW_BACKENDS, tvl1_flow
 from dvt_prep.motion_vectors import GRID, rasterize, reference_distances
-
-DEFAULT_CUES = ("rgb", "md", "rgbr", "rgbd")
 
 
 @dataclass(frozen=True)

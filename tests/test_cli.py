@@ -133,3 +133,14 @@ def test_prep_with_two_workers(tmp_path, video_dir):
     assert result.exit_code == 0, result.output
     assert "3 done, 0 skipped, 0 failed" in result.output
     assert len(open_store(tmp_path / "s.zarr").video_ids) == 3
+
+
+def test_importing_the_cli_loads_no_heavy_library():
+    """`dvt --help` stays quick: cli.main imports none of torch, av, cv2, zarr until a command
+    runs (they cost seconds on a busy machine)."""
+    heavy = ("torch", "av", "cv2", "zarr")
+    code = ("import sys, cli.main; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert loaded.stdout.strip() == "", loaded.stdout
