@@ -38,6 +38,10 @@ TRAIN_OPTIONS = (
                  help="Recompute blocks in backward: much less memory, about 1/3 more time."),
     click.option("-q", "--quiet", is_flag=True, default=None, help="No progress bar."),
 )
+THREADS_OPTION = click.option(
+    "--threads", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Compute threads per process; processes (torchrun, DataLoader workers) are the "
+    "parallelism.")
 TRUST_OPTION = click.option(
     "--trust-checkpoint", is_flag=True, help="Read checkpoints that need Python's full "
     "unpickler (runs from older dvt versions); such a file can run code: only for files you "
@@ -75,10 +79,12 @@ def train_config_from(params: dict, *, base: dict | None = None):
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this directory where it stopped.")
 @TRUST_OPTION
-def train(resume_dir: str | None, trust_checkpoint: bool, **params) -> None:
+@THREADS_OPTION
+def train(resume_dir: str | None, trust_checkpoint: bool, threads: int, **params) -> None:
     """Train a model on cached cues (DDP when started by torchrun)."""
     from dvt_model.train import CHECKPOINT
     from dvt_model.train import train as run_training
+    from dvt_prep.threads import set_compute_threads
 
     base = None
     if resume_dir:
@@ -87,6 +93,7 @@ def train(resume_dir: str | None, trust_checkpoint: bool, **params) -> None:
         base = _run_config(resume_dir)
         params["out"] = resume_dir
     config = train_config_from(params, base=base)  # train() reports bad options first
+    set_compute_threads(threads, torch=True)
     metrics = run_training(config, resume=resume_dir is not None,
                            trust_checkpoint=trust_checkpoint)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: one summary line, from rank 0
@@ -125,11 +132,15 @@ def _run_config(run_dir: str) -> dict:
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @TRUST_OPTION
+@THREADS_OPTION
 def eval_cmd(run_dir: str, store: tuple[str, ...], labels: str | None, num_clips: int,
              num_crops: int, batch_size: int | None, num_workers: int | None, device: str,
-             as_json: bool, trust_checkpoint: bool) -> None:
+             as_json: bool, trust_checkpoint: bool, threads: int) -> None:
     """Evaluate a run on test views: top-1/top-5, per-class accuracy, confusion matrix."""
     from dvt_model.evaluate import evaluate_run
+    from dvt_prep.threads import set_compute_threads
+
+    set_compute_threads(threads, torch=True)
 
     result = evaluate_run(run_dir, store=list(store) or None, labels=labels,
                           num_clips=num_clips, num_crops=num_crops, batch_size=batch_size,
@@ -154,11 +165,15 @@ def eval_cmd(run_dir: str, store: tuple[str, ...], labels: str | None, num_clips
 @click.option("--num-clips", type=int, default=4, show_default=True)
 @click.option("--num-crops", type=int, default=3, show_default=True)
 @TRUST_OPTION
+@THREADS_OPTION
 def ablate(out: str, grid_specs: tuple[str, ...], seeds: int, num_clips: int, num_crops: int,
-           trust_checkpoint: bool, **params) -> None:
+           trust_checkpoint: bool, threads: int, **params) -> None:
     """One run per grid combination (same data, seed and schedule), then ablation.md/.csv/.png.
     Finished runs are skipped on a rerun."""
     from dvt_model.ablate import parse_grid, run_ablation
+    from dvt_prep.threads import set_compute_threads
+
+    set_compute_threads(threads, torch=True)
 
     base = train_config_from({**params, "out": out})
     run_ablation(base, parse_grid(list(grid_specs)), seeds=list(range(seeds)), out_dir=out,

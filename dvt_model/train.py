@@ -27,6 +27,7 @@ from dvt_model.model import VideoTransformer
 from dvt_model.predict import accuracy, predict, to_device
 from dvt_model.train_config import TrainConfig
 from dvt_prep.errors import InputError
+from dvt_prep.threads import single_thread_worker
 
 CHECKPOINT = "last.pt"
 BEST = "best.pt"
@@ -150,7 +151,8 @@ def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool =
     # and resume offset through the dataset's shared memory.
     loader = DataLoader(train_set, batch_size=config.batch_size, collate_fn=collate,
                         num_workers=config.num_workers, drop_last=True,
-                        persistent_workers=config.num_workers > 0)
+                        persistent_workers=config.num_workers > 0,
+                        worker_init_fn=single_thread_worker)
     while epoch < config.epochs:
         train_set.load_state_dict({"epoch": epoch, "samples_seen": step_in_epoch *
                                    config.batch_size, "seed": config.seed})

@@ -40,6 +40,7 @@ class PrepSettings:
     max_pixels: int | None = None  # source width x height above this: the video fails
     max_frames: int | None = None  # more decoded frames than this: the video fails
     time_limit: float | None = None  # seconds per video; longer: the video fails
+    threads: int = 1  # compute threads per process (OpenCV, torch, the decoder); how, not what
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.cues if c not in C.CUE_NAMES]
@@ -51,6 +52,8 @@ class PrepSettings:
                              f"{self.flow_backend!r}")
         if "tvl1" in self.cues and self.flow_backend == "torch":
             _check_flow_device(self.flow_device)
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.cue_grid not in C.CUE_GRIDS:
             raise ValueError(f"cue grid must be one of {C.CUE_GRIDS}, got {self.cue_grid}")
 
@@ -162,7 +165,8 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
 
     needs_vectors = any(c in settings.cues for c in ("mv", "md", "rgbr"))
     frames, types, vectors = [], [], []
-    for frame in iter_av_frames(stream, motion_vectors=needs_vectors, format=stream_format):
+    for frame in iter_av_frames(stream, motion_vectors=needs_vectors, format=stream_format,
+                                threads=settings.threads):
         if settings.max_frames and len(frames) >= settings.max_frames:
             raise VideoError(f"{path}: more than --max-frames {settings.max_frames} frames; "
                              "skip it or raise the limit")

@@ -144,3 +144,28 @@ def test_importing_the_cli_loads_no_heavy_library():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert loaded.stdout.strip() == "", loaded.stdout
+
+
+THREADS_SCRIPT = """
+import sys, cv2, torch
+import dvt_prep.flow_torch as flow_torch
+from cli.main import main
+seen, run_flow = [], flow_torch.tvl1_flow_torch
+def recording(*args, **kwargs):  # the threads torch and OpenCV compute on, inside the run
+    seen.append((torch.get_num_threads(), cv2.getNumThreads()))
+    return run_flow(*args, **kwargs)
+flow_torch.tvl1_flow_torch = recording
+main(sys.argv[1:], standalone_mode=False)
+print("threads", sorted(set(seen)))
+"""
+
+
+@pytest.mark.parametrize("extra, expected", [((), "[(1, 1)]"), (("--threads", "2"), "[(2, 2)]")])
+def test_prep_computes_on_one_thread_unless_asked(tmp_path, video_dir, extra, expected):
+    result = subprocess.run(
+        [sys.executable, "-c", THREADS_SCRIPT, "prep", str(video_dir / "landscape_sub.mp4"),
+         "-o", str(tmp_path / "s.zarr"), "--cues", "tvl1", "--size", "64", "-q", *extra],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+        timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"threads {expected}" in result.stdout, result.stdout
