@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dvt_prep import cues as C
+from dvt_prep import reference_search
 from dvt_prep.cue_names import DEFAULT_CUES
 from dvt_prep.decode import frame_type, iter_av_frames, probe, take_motion_vectors
 from dvt_prep.encode import EncodeSettings, encode_canonical
@@ -161,7 +162,7 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
         encode = {"mode": "canonical", "encoder": "libx264", **settings.encode.as_dict()}
     else:
         stream, stream_format = path, None
-        encode = {"mode": "source", "reference_distance": "inferred from frame types"}
+        encode = {"mode": "source", "reference_distance": reference_search.METHOD}
 
     needs_vectors = any(c in settings.cues for c in ("mv", "md", "rgbr"))
     frames, types, vectors = [], [], []
@@ -219,12 +220,18 @@ def compute_cues(frames: list[np.ndarray], vectors: list[np.ndarray | None], fra
         out["rgb"] = np.stack(frames)
     displacement = np.zeros((count, *grid_shape, 2), np.float32)
     valid = np.zeros((count, *grid_shape), bool)
-    if wanted & {"mv", "md", "rgbr"}:
-        distances = reference_distances(frame_types)
+    if wanted & {"mv", "md", "rgbr"} and settings.reencode:
+        distances = reference_distances(frame_types)  # every P-vector one frame back
         for t in range(1, count):
             past, future = distances[t]
             displacement[t], valid[t] = rasterize(vectors[t], height, width,
                                                   past_distance=past, future_distance=future)
+    elif wanted & {"mv", "md", "rgbr"}:  # a source stream: each vector's reference searched
+        greys = reference_search.grey_frames(frames)
+        for t in range(1, count):
+            scales = reference_search.vector_scales(vectors[t], t, greys)
+            displacement[t], valid[t] = rasterize(vectors[t], height, width, scales=scales)
+        del greys
     if "mv" in wanted:
         out["mv"], out["mv_valid"] = displacement, valid
     if "md" in wanted:
