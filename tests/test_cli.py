@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dvt_prep import open_store
+from dvt_prep.store import Store
 from tests.conftest import run_dvt
 
 CUES = "rgb,mv,md,rgbr,rgbd"
@@ -169,3 +170,19 @@ def test_prep_computes_on_one_thread_unless_asked(tmp_path, video_dir, extra, ex
         timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"threads {expected}" in result.stdout, result.stdout
+
+
+def test_inspect_no_videos_reads_only_the_index(tmp_path, video_dir, monkeypatch):
+    store = tmp_path / "s.zarr"
+    assert run_dvt("prep", video_dir, "-o", store, "--cues", "md", "--size", "64").exit_code == 0
+    full = json.loads(run_dvt("inspect", store, "--json").output)
+
+    def no_part_metadata(self, video_id):
+        raise AssertionError(f"read the metadata of {video_id}")
+
+    monkeypatch.setattr(Store, "meta", no_part_metadata)
+    result = run_dvt("inspect", store, "--json", "--no-videos")
+    assert result.exit_code == 0, result.output
+    brief = json.loads(result.output)
+    assert brief["videos"] == 3 and brief["frames"] == full["frames"] == 60
+    assert brief["video_list"] == []
