@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# torch first and pinned: a bare `torch` would pull a CUDA build of several GB.
+# torch first and pinned (CPU build): pyproject's `torch>=2.1` is then satisfied, where pip
+# alone would resolve a CUDA build of several GB.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

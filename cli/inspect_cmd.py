@@ -6,8 +6,6 @@ import json
 
 import click
 
-from dvt_prep.store import open_store
-
 
 @click.command()
 @click.argument("store_path", metavar="STORE")
@@ -15,10 +13,14 @@ from dvt_prep.store import open_store
 @click.option("--videos/--no-videos", default=True, help="List the videos.")
 def inspect(store_path: str, as_json: bool, videos: bool) -> None:
     """What is in a store: videos, frames, bytes per cue, settings, failures."""
+    from dvt_prep.store import open_store
+
     store = open_store(store_path)
     ids = store.video_ids
-    metas = {video_id: store.meta(video_id) for video_id in ids}
-    frames = sum(m["num_frames"] for m in metas.values())
+    # the full metadata lives in each part's attributes; without the list, index.json's
+    # summaries (num_frames) are enough
+    metas = {video_id: store.meta(video_id) for video_id in ids} if videos else {}
+    frames = sum(store.summary(video_id)["num_frames"] for video_id in ids)
     nbytes = store.nbytes()
     summary = {
         "path": store.path,

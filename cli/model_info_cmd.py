@@ -7,8 +7,7 @@ import json
 import click
 
 from cli.model_options import model_options, model_overrides
-from dvt_model import create_model, list_models
-from dvt_model.info import model_info
+from dvt_model.factory import list_models
 
 
 @click.command("model-info")
@@ -18,6 +17,9 @@ from dvt_model.info import model_info
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def model_info_cmd(name: str, num_classes: int, as_json: bool, **params) -> None:
     """Parameters (by module) and forward GFLOPs of one clip for a named model."""
+    from dvt_model.factory import create_model
+    from dvt_model.info import model_info
+
     info = model_info(create_model(name, num_classes=num_classes, **model_overrides(params)))
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -5,15 +5,9 @@ from __future__ import annotations
 import sys
 
 import click
-from tqdm import tqdm
 
-from dvt_prep.cues import CUE_GRIDS, CUE_NAMES
-from dvt_prep.encode import EncodeSettings
+from dvt_prep.cue_names import CUE_GRIDS, CUE_NAMES, DEFAULT_CUES
 from dvt_prep.errors import InputError
-from dvt_prep.extract import DEFAULT_CUES, PrepSettings, check_flow_device_here
-from dvt_prep.inputs import collect_inputs
-from dvt_prep.parallel import prep_parallel
-from dvt_prep.store import consolidate
 
 
 def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -44,6 +38,9 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               help="Use the source stream's own motion vectors (no canonical re-encode).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker processes (local pool or LocalCluster).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Compute threads per process (OpenCV, torch TV-L1, decoder); --workers "
+              "and Dask are the parallelism.")
 @click.option("--executor", default="local", show_default=True,
               type=click.Choice(["local", "dask"]), help="Process pool or Dask.")
 @click.option("--scheduler", default="local", show_default=True,
@@ -65,20 +62,29 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               help="Append one line per video (id, status) to this file.")
 def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          fps: float | None, cue_grid: str, rgb_codec: str, gop: int, crf: int, preset: str,
-         no_reencode: bool, workers: int, executor: str, scheduler: str, flow_backend: str,
+         no_reencode: bool, workers: int, threads: int, executor: str, scheduler: str, flow_backend: str,
          flow_device: str,
          root: str | None,
          max_pixels: int | None, max_frames: int | None, time_limit: float | None,
          retry_failed: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists, Kinetics annotation
     CSVs with --root) into STORE."""
+    from tqdm import tqdm
+
+    from dvt_prep.encode import EncodeSettings
+    from dvt_prep.extract import PrepSettings, check_flow_device_here
+    from dvt_prep.inputs import collect_inputs
+    from dvt_prep.parallel import prep_parallel
+    from dvt_prep.store import consolidate
+
     try:
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
         settings = PrepSettings(cues=cues, cue_grid=int(cue_grid), reencode=not no_reencode,
                                 encode=encode, rgb_codec=rgb_codec, flow_backend=flow_backend,
                                 flow_device=flow_device,
                                 max_pixels=max_pixels,
-                                max_frames=max_frames, time_limit=time_limit)
+                                max_frames=max_frames, time_limit=time_limit,
+                                threads=threads)
         if executor == "local" or scheduler == "local":
             check_flow_device_here(settings)
     except ValueError as exc:

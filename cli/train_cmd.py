@@ -41,6 +41,14 @@ TRAIN_OPTIONS = (
                  help="Recompute blocks in backward: much less memory, about 1/3 more time."),
     click.option("-q", "--quiet", is_flag=True, default=None, help="No progress bar."),
 )
+THREADS_OPTION = click.option(
+    "--threads", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Compute threads per process; processes (torchrun, DataLoader workers) are the "
+    "parallelism.")
+TRUST_OPTION = click.option(
+    "--trust-checkpoint", is_flag=True, help="Read checkpoints that need Python's full "
+    "unpickler (runs from older dvt versions); such a file can run code: only for files you "
+    "trust.")
 
 
 def train_options(command):
@@ -73,26 +81,46 @@ def train_config_from(params: dict, *, base: dict | None = None):
 @click.option("--out", help="Run directory (checkpoints, metrics, config).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this directory where it stopped.")
-def train(resume_dir: str | None, **params) -> None:
+@TRUST_OPTION
+@THREADS_OPTION
+def train(resume_dir: str | None, trust_checkpoint: bool, threads: int, **params) -> None:
     """Train a model on cached cues (DDP when started by torchrun)."""
-    import torch
-
     from dvt_model.train import CHECKPOINT
     from dvt_model.train import train as run_training
+    from dvt_prep.threads import set_compute_threads
 
     base = None
     if resume_dir:
-        path = os.path.join(resume_dir, CHECKPOINT)
-        if not os.path.isfile(path):
+        if not os.path.isfile(os.path.join(resume_dir, CHECKPOINT)):
             raise click.UsageError(f"{resume_dir}: no {CHECKPOINT} to resume from")
-        base = torch.load(path, map_location="cpu", weights_only=False)["config"]
+        base = _run_config(resume_dir)
         params["out"] = resume_dir
-    config = train_config_from(params, base=base)
-    metrics = run_training(config, resume=resume_dir is not None)
+    config = train_config_from(params, base=base)  # train() reports bad options first
+    set_compute_threads(threads, torch=True)
+    metrics = run_training(config, resume=resume_dir is not None,
+                           trust_checkpoint=trust_checkpoint)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: one summary line, from rank 0
         return
     click.echo(f"run: {config.out}  " + "  ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+
+def _run_config(run_dir: str) -> dict:
+    """The training options a run was started with, from its `config.yaml` (plain YAML, so
+    reading it runs nothing)."""
+    import yaml
+
+    path = os.path.join(run_dir, "config.yaml")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as error:
+        raise click.UsageError(f"{path}: cannot read the run's config ({error})") from None
+    if not isinstance(values, dict):
+        raise click.UsageError(f"{path}: not a run's config (a mapping of option: value)")
+    for key in ("model_config", "class_names"):  # recorded beside the options, not options
+        values.pop(key, None)
+    return values
 
 
 @click.command("eval")
@@ -106,15 +134,21 @@ def train(resume_dir: str | None, **params) -> None:
 @click.option("--num-workers", type=int)
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@TRUST_OPTION
+@THREADS_OPTION
 def eval_cmd(run_dir: str, store: tuple[str, ...], labels: str | None, num_clips: int,
              num_crops: int, batch_size: int | None, num_workers: int | None, device: str,
-             as_json: bool) -> None:
+             as_json: bool, trust_checkpoint: bool, threads: int) -> None:
     """Evaluate a run on test views: top-1/top-5, per-class accuracy, confusion matrix."""
     from dvt_model.evaluate import evaluate_run
+    from dvt_prep.threads import set_compute_threads
+
+    set_compute_threads(threads, torch=True)
 
     result = evaluate_run(run_dir, store=list(store) or None, labels=labels,
                           num_clips=num_clips, num_crops=num_crops, batch_size=batch_size,
-                          num_workers=num_workers, device=device)
+                          num_workers=num_workers, device=device,
+                          trust_checkpoint=trust_checkpoint)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -133,16 +167,22 @@ def eval_cmd(run_dir: str, store: tuple[str, ...], labels: str | None, num_clips
               "combination (error bars when > 1).")
 @click.option("--num-clips", type=int, default=4, show_default=True)
 @click.option("--num-crops", type=int, default=3, show_default=True)
+@TRUST_OPTION
+@THREADS_OPTION
 def ablate(out: str, grid_specs: tuple[str, ...], seeds: int, num_clips: int, num_crops: int,
-           **params) -> None:
+           trust_checkpoint: bool, threads: int, **params) -> None:
     """One run per grid combination (same data, seed and schedule), then ablation.md/.csv/.png.
     Finished runs are skipped on a rerun."""
     from dvt_model.ablate import parse_grid, run_ablation
+    from dvt_prep.threads import set_compute_threads
+
+    set_compute_threads(threads, torch=True)
 
     base = train_config_from({**params, "out": out})
     run_ablation(base, parse_grid(list(grid_specs)), seeds=list(range(seeds)), out_dir=out,
                  num_clips=num_clips, num_crops=num_crops,
-                 on_run=lambda name, status: click.echo(f"{name}: {status}"))
+                 on_run=lambda name, status: click.echo(f"{name}: {status}"),
+                 trust_checkpoint=trust_checkpoint)
     with open(os.path.join(out, "ablation.md"), encoding="utf-8") as handle:
         click.echo(handle.read())
     click.echo(f"chart: {os.path.join(out, 'ablation.png')}")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dvt_prep.store import open_store
-from dvt_prep.viz import VIZ_CUES, write_picture
+from dvt_prep.cue_names import VIZ_CUES
 
 
 @click.command()
@@ -18,5 +17,8 @@ from dvt_prep.viz import VIZ_CUES, write_picture
 def viz(store_path: str, video_id: str, cue: str, out: str, frame: int | None, fps: int) -> None:
     """Draw a cue beside the frame: mv as arrows, md/tvl1 with the Middlebury colour wheel,
     rgbr/rgbd as images (mid-grey is zero)."""
+    from dvt_prep.store import open_store
+    from dvt_prep.viz import write_picture
+
     path = write_picture(open_store(store_path), video_id, cue, out, frame=frame, fps=fps)
     click.echo(f"wrote {path}")

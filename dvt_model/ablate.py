@@ -62,9 +62,11 @@ def run_config(base: TrainConfig, combination: dict, seed: int, out_dir: str) ->
 
 
 def run_ablation(base: TrainConfig, grid: dict[str, list], *, seeds: list[int], out_dir: str,
-                 num_clips: int = 4, num_crops: int = 3, on_run=None) -> list[dict]:
+                 num_clips: int = 4, num_crops: int = 3, on_run=None,
+                 trust_checkpoint: bool = False) -> list[dict]:
     """Train and evaluate every combination x seed; write the table, CSV and chart.
-    on_run(name, status) is called as runs start ("train", "resume") or are skipped ("done")."""
+    on_run(name, status) is called as runs start ("train", "resume") or are skipped ("done");
+    trust_checkpoint: resume runs whose checkpoints need the full unpickler."""
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for combination in combinations(grid):
@@ -82,8 +84,10 @@ def run_ablation(base: TrainConfig, grid: dict[str, list], *, seeds: list[int], 
             resume = os.path.isfile(os.path.join(config.out, CHECKPOINT))
             if on_run:
                 on_run(name, "resume" if resume else "train")
-            train(replace(config, max_steps=None), resume=resume)
-            scores = evaluate_run(config.out, num_clips=num_clips, num_crops=num_crops)
+            train(replace(config, max_steps=None), resume=resume,
+                  trust_checkpoint=trust_checkpoint)
+            scores = evaluate_run(config.out, num_clips=num_clips, num_crops=num_crops,
+                                  trust_checkpoint=trust_checkpoint)
             row = {"run": name, **combination, "seed": seed, "top1": scores["top1"],
                    "top5": scores["top5"], "videos": scores["videos"]}
             with open(result_path + ".tmp", "w", encoding="utf-8") as handle:

@@ -17,9 +17,10 @@ from dvt_prep.errors import InputError
 def evaluate_run(run_dir: str, *, store: list[str] | None = None, labels: str | None = None,
                  num_clips: int = 4, num_crops: int = 3, batch_size: int | None = None,
                  num_workers: int | None = None, device: str = "auto",
-                 checkpoint: str = "best.pt") -> dict:
-    """Evaluate a run. `store`/`labels` default to the run's validation data."""
-    model, saved = load_run(run_dir, checkpoint)
+                 checkpoint: str = "best.pt", trust_checkpoint: bool = False) -> dict:
+    """Evaluate a run. `store`/`labels` default to the run's validation data;
+    trust_checkpoint: read a checkpoint that needs the full unpickler."""
+    model, saved = load_run(run_dir, checkpoint, trust_checkpoint=trust_checkpoint)
     config = saved["config"]
     store = store or config.get("val_store") or config["store"]
     labels = labels or config.get("val_labels")

@@ -6,10 +6,13 @@ Every name is a plain dict of `ModelConfig` fields below: grep for it to see wha
 from __future__ import annotations
 
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 from dvt_model.config import ModelConfig
-from dvt_model.model import VideoTransformer
 from dvt_prep.errors import InputError
+
+if TYPE_CHECKING:
+    from dvt_model.model import VideoTransformer
 
 SIZES = {
     "tiny": dict(embed_dim=96, depth=3, num_heads=3, num_frames=8, img_size=64),  # tests, demo
@@ -45,4 +48,6 @@ def model_config(name: str, **overrides) -> ModelConfig:
 
 
 def create_model(name: str, **overrides) -> VideoTransformer:
+    from dvt_model.model import VideoTransformer  # torch only when a model is built
+
     return VideoTransformer(model_config(name, **overrides))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from dvt_model.data import VideoClipDataset, collate
+from dvt_prep.threads import single_thread_worker
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -26,7 +27,7 @@ def predict(model: torch.nn.Module, dataset: VideoClipDataset, *, batch_size: in
     cross-entropy over views}."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=collate)
+                        collate_fn=collate, worker_init_fn=single_thread_worker)
     sums: dict[str, np.ndarray] = defaultdict(lambda: 0.0)
     counts: dict[str, int] = defaultdict(int)
     labels: dict[str, int] = {}

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from dvt_model.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dvt_model.cpu_memory import keep_freed_memory
 from dvt_model.data import Labels, VideoClipDataset, collate, read_labels
 from dvt_model.metrics_log import MetricsLog
@@ -28,6 +27,7 @@ from dvt_model.model import VideoTransformer
 from dvt_model.predict import accuracy, predict, to_device
 from dvt_model.train_config import TrainConfig
 from dvt_prep.errors import InputError
+from dvt_prep.threads import single_thread_worker
 
 CHECKPOINT = "last.pt"
 BEST = "best.pt"
@@ -95,25 +95,9 @@ def training_loss(model: torch.nn.Module, batch: dict, config: TrainConfig, amp:
     return F.cross_entropy(logits.float(), batch["label"], label_smoothing=config.label_smoothing)
 
 
-def _save(path: str, state: dict) -> None:
-    temporary = path + ".tmp"
-    torch.save(state, temporary)
-    os.replace(temporary, path)  # a checkpoint is whole or absent
-
-
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-
-
-def train(config: TrainConfig, *, resume: bool = False) -> dict:
-    """Train (or resume) a run in `config.out`. Returns the last epoch's metrics."""
+def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool = False) -> dict:
+    """Train (or resume) a run in `config.out`. Returns the last epoch's metrics.
+    trust_checkpoint: read a `last.pt` that needs the full unpickler (see dvt_model.checkpoint)."""
     config.validate()
     torch.set_flush_denormal(True)  # denormal floats slow CPU training several-fold at random
     keep_freed_memory()  # large activations reuse freed memory instead of page-faulting anew
@@ -124,7 +108,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         if not os.path.isfile(path):
             raise InputError(f"{config.out}: nothing to resume (no {CHECKPOINT}); start it "
                              "without --resume")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint(path, trust=trust_checkpoint)
     class_names = tuple(checkpoint["class_names"]) if checkpoint else None
     labels = read_labels(config.labels, class_names=class_names)
     torch.manual_seed(config.seed)
@@ -145,7 +129,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, epoch = checkpoint["step"], checkpoint["epoch"]
         step_in_epoch, best = checkpoint["step_in_epoch"], checkpoint["best_top1"]
-        _set_rng_state(checkpoint["rng"])
+        set_rng_state(checkpoint["rng"])
     model.to(device)
     ddp = DistributedDataParallel(model) if world_size > 1 else None
     amp = config.amp and device.type == "cuda"
@@ -153,12 +137,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
 
     def save(name: str) -> None:
         if rank == 0:
-            _save(os.path.join(config.out, name), {
+            save_checkpoint(os.path.join(config.out, name), {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
                 "best_top1": best, "config": config.to_dict(),
                 "model_config": model.config.to_dict(), "class_names": list(labels.class_names),
-                "rng": _rng_state()})
+                "rng": rng_state()})
 
     if rank == 0:
         os.makedirs(config.out, exist_ok=True)
@@ -170,7 +154,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     # and resume offset through the dataset's shared memory.
     loader = DataLoader(train_set, batch_size=config.batch_size, collate_fn=collate,
                         num_workers=config.num_workers, drop_last=True,
-                        persistent_workers=config.num_workers > 0)
+                        persistent_workers=config.num_workers > 0,
+                        worker_init_fn=single_thread_worker)
     while epoch < config.epochs:
         train_set.load_state_dict({"epoch": epoch, "samples_seen": step_in_epoch *
                                    config.batch_size, "seed": config.seed})
@@ -236,14 +221,16 @@ def _progress(config: TrainConfig, rank: int, steps_per_epoch: int, step: int):
                 dynamic_ncols=True, leave=True)
 
 
-def load_run(run_dir: str, name: str = BEST) -> tuple[VideoTransformer, dict]:
-    """The model of a run (its best checkpoint, else the last) and the checkpoint dict."""
+def load_run(run_dir: str, name: str = BEST, *, trust_checkpoint: bool = False
+             ) -> tuple[VideoTransformer, dict]:
+    """The model of a run (its best checkpoint, else the last) and the checkpoint dict.
+    trust_checkpoint: read one that needs the full unpickler (see dvt_model.checkpoint)."""
     from dvt_model.config import ModelConfig
 
     for candidate in (name, CHECKPOINT):
         path = os.path.join(run_dir, candidate)
         if os.path.isfile(path):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            checkpoint = load_checkpoint(path, trust=trust_checkpoint)
             model = VideoTransformer(ModelConfig(**checkpoint["model_config"]))
             model.load_state_dict(checkpoint["model"])
             return model, checkpoint

@@ -9,6 +9,7 @@ from dvt_prep.errors import DvtError
 from dvt_prep.extract import PrepSettings, extract_video
 from dvt_prep.inputs import VideoInput
 from dvt_prep.store import Store, StoreWriter
+from dvt_prep.threads import set_compute_threads
 
 
 @dataclass
@@ -55,6 +56,8 @@ def prep_videos(videos: list[VideoInput], output: str, settings: PrepSettings,
     store and do not stop the run. A video that failed in an earlier run is reported as failed
     again with its recorded reason, and tried again only with retry_failed.
     """
+    set_compute_threads(settings.threads,
+                        torch="tvl1" in settings.cues and settings.flow_backend == "torch")
     report = PrepReport()
     with StoreWriter(output, rgb_codec=settings.rgb_codec) as writer:
         existing = Store(output)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dvt_prep.cue_names import CUE_GRIDS, CUE_NAMES  # noqa: F401 (re-exported)
 from dvt_prep.motion_vectors import GRID
 
 PATCH = 16
-CUE_NAMES = ("rgb", "mv", "md", "rgbr", "rgbd", "tvl1")
 VALIDITY = {"mv": "mv_valid", "md": "md_valid"}
-CUE_GRIDS = (1, 2, 4, 8, 16)
 
 
 def cell_mean(image: np.ndarray, g: int) -> np.ndarray:

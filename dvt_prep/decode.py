@@ -6,7 +6,7 @@ returns B-frame motion vectors that change from run to run, and dvt parallelises
 
 from __future__ import annotations
 
-import ctypes
+import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +20,13 @@ import numpy as np
 from dvt_prep.errors import VideoError
 
 PathOrFile = str | os.PathLike | IO[bytes]
+# Reading a frame's side data makes a reference cycle in PyAV (the frame caches its side-data
+# container, which points back at the frame), so such frames, and the decoder's picture buffers
+# they hold, live until a full garbage collection. PyAV has no public way to break the cycle, so
+# while motion vectors are exported, objects older than the decode are frozen (gc.freeze: a full
+# collection then only visits what the decode made, which is cheap) and every
+# COLLECT_EVERY frames a full collection frees the frames the caller has dropped.
+COLLECT_EVERY = 8
 
 # AVMotionVector as laid out by FFmpeg (libavutil/motion_vector.h), natural alignment.
 _AV_MOTION_VECTOR = np.dtype(
@@ -128,11 +135,21 @@ def iter_av_frames(
         stream.thread_count = threads
         if motion_vectors:
             stream.codec_context.options = {"flags2": "+export_mvs"}
+        froze = motion_vectors and gc.get_freeze_count() == 0  # a caller's freeze stays theirs
+        if froze:
+            gc.freeze()
         try:
-            yield from container.decode(stream)
+            for index, frame in enumerate(container.decode(stream)):
+                yield frame
+                if motion_vectors and index % COLLECT_EVERY == COLLECT_EVERY - 1:
+                    del frame
+                    gc.collect()
         except av.FFmpegError as exc:
             raise VideoError(f"{name}: corrupt video data ({_short(exc)}); re-encode or "
                              "remove the file") from None
+        finally:
+            if froze:
+                gc.unfreeze()
 
 
 def frame_type(frame: Any) -> str:
@@ -144,16 +161,11 @@ _EMPTY_MVS = np.zeros((0, len(MV_COLUMNS)), np.int32)
 
 
 def take_motion_vectors(frame: Any) -> np.ndarray:
-    """The frame's MOTION_VECTORS side data as (N, 10) int32, then the side data is released."""
-    side_data = frame.side_data
-    vectors = side_data.get(av.sidedata.sidedata.Type.MOTION_VECTORS)
+    """The frame's MOTION_VECTORS side data, copied out as (N, 10) int32."""
+    vectors = frame.side_data.get(av.sidedata.sidedata.Type.MOTION_VECTORS)
     if vectors is None:
-        out = _EMPTY_MVS.copy()
-    else:
-        out = _records_to_columns(np.frombuffer(vectors, np.uint8))
-    del vectors
-    _release_side_data(frame, side_data)
-    return out
+        return _EMPTY_MVS.copy()
+    return _records_to_columns(np.frombuffer(vectors, np.uint8))
 
 
 def _records_to_columns(raw: np.ndarray) -> np.ndarray:
@@ -167,33 +179,3 @@ def _records_to_columns(raw: np.ndarray) -> np.ndarray:
     for index, field in enumerate(MV_COLUMNS):
         columns[index] = records[field]
     return columns.T
-
-
-# PyAV caches the side-data container on the frame and the container points back at the frame,
-# so every frame whose side data was read stays alive until the cyclic garbage collector runs,
-# and the decoder keeps allocating new picture buffers. We break the cycle by clearing the
-# frame's cache slot, found once by looking for the container's address in the frame object.
-_side_data_slot: dict[type, int | None] = {}
-_py_decref = ctypes.pythonapi.Py_DecRef
-_py_decref.argtypes = [ctypes.py_object]
-_py_incref = ctypes.pythonapi.Py_IncRef
-_py_incref.argtypes = [ctypes.py_object]
-
-
-def _release_side_data(frame: Any, side_data: Any) -> None:
-    frame_type = type(frame)
-    if frame_type not in _side_data_slot:
-        size = frame_type.__basicsize__
-        offsets = [off for off in range(ctypes.sizeof(ctypes.c_void_p) * 2, size,
-                                        ctypes.sizeof(ctypes.c_void_p))
-                   if ctypes.c_void_p.from_address(id(frame) + off).value == id(side_data)]
-        _side_data_slot[frame_type] = offsets[0] if len(offsets) == 1 else None
-    offset = _side_data_slot[frame_type]
-    if offset is None:
-        return  # unknown layout: leave the cycle to the garbage collector
-    slot = ctypes.c_void_p.from_address(id(frame) + offset)
-    if slot.value != id(side_data):
-        return
-    _py_incref(None)
-    slot.value = id(None)
-    _py_decref(side_data)

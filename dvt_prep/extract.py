@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dvt_prep import cues as C
+from dvt_prep import reference_search
+from dvt_prep.cue_names import DEFAULT_CUES
 from dvt_prep.decode import frame_type, iter_av_frames, probe, take_motion_vectors
 from dvt_prep.encode import EncodeSettings, encode_canonical
 from dvt_prep.errors import VideoError
 from dvt_prep.flow import FLOW_BACKENDS, tvl1_flow
 from dvt_prep.motion_vectors import GRID, rasterize, reference_distances
-
-DEFAULT_CUES = ("rgb", "md", "rgbr", "rgbd")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class PrepSettings:
     max_pixels: int | None = None  # source width x height above this: the video fails
     max_frames: int | None = None  # more decoded frames than this: the video fails
     time_limit: float | None = None  # seconds per video; longer: the video fails
+    threads: int = 1  # compute threads per process (OpenCV, torch, the decoder); how, not what
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.cues if c not in C.CUE_NAMES]
@@ -52,6 +53,8 @@ class PrepSettings:
                              f"{self.flow_backend!r}")
         if "tvl1" in self.cues and self.flow_backend == "torch":
             _check_flow_device(self.flow_device)
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.cue_grid not in C.CUE_GRIDS:
             raise ValueError(f"cue grid must be one of {C.CUE_GRIDS}, got {self.cue_grid}")
 
@@ -159,11 +162,12 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
         encode = {"mode": "canonical", "encoder": "libx264", **settings.encode.as_dict()}
     else:
         stream, stream_format = path, None
-        encode = {"mode": "source", "reference_distance": "inferred from frame types"}
+        encode = {"mode": "source", "reference_distance": reference_search.METHOD}
 
     needs_vectors = any(c in settings.cues for c in ("mv", "md", "rgbr"))
     frames, types, vectors = [], [], []
-    for frame in iter_av_frames(stream, motion_vectors=needs_vectors, format=stream_format):
+    for frame in iter_av_frames(stream, motion_vectors=needs_vectors, format=stream_format,
+                                threads=settings.threads):
         if settings.max_frames and len(frames) >= settings.max_frames:
             raise VideoError(f"{path}: more than --max-frames {settings.max_frames} frames; "
                              "skip it or raise the limit")
@@ -216,12 +220,18 @@ def compute_cues(frames: list[np.ndarray], vectors: list[np.ndarray | None], fra
         out["rgb"] = np.stack(frames)
     displacement = np.zeros((count, *grid_shape, 2), np.float32)
     valid = np.zeros((count, *grid_shape), bool)
-    if wanted & {"mv", "md", "rgbr"}:
-        distances = reference_distances(frame_types)
+    if wanted & {"mv", "md", "rgbr"} and settings.reencode:
+        distances = reference_distances(frame_types)  # every P-vector one frame back
         for t in range(1, count):
             past, future = distances[t]
             displacement[t], valid[t] = rasterize(vectors[t], height, width,
                                                   past_distance=past, future_distance=future)
+    elif wanted & {"mv", "md", "rgbr"}:  # a source stream: each vector's reference searched
+        greys = reference_search.grey_frames(frames)
+        for t in range(1, count):
+            scales = reference_search.vector_scales(vectors[t], t, greys)
+            displacement[t], valid[t] = rasterize(vectors[t], height, width, scales=scales)
+        del greys
     if "mv" in wanted:
         out["mv"], out["mv_valid"] = displacement, valid
     if "md" in wanted:

@@ -33,9 +33,11 @@ def reference_distances(frame_types: str) -> list[tuple[int | None, int | None]]
     """Display distance to the past and the future anchor of each frame, None when unknown.
 
     FFmpeg exports only the direction of a vector's reference (source -1: past, +1: future).
-    For B-frames we take the nearest I/P frame before and after in display order, which is
-    what the reference lists hold in an ordinary GOP (no B-pyramid references). P-frames refer to
-    the previous anchor. Frame 0 and frames with no anchor on a side get None there.
+    For B-frames we take the nearest I/P frame before and after in display order, and P-frames
+    refer to the previous anchor: exact for dvt's canonical stream (one reference, no
+    B-frames), not for a source stream with several references or a B-pyramid (there
+    dvt_prep.reference_search finds each vector's frame). Frame 0 and frames with no anchor on a
+    side get None there.
     """
     anchors = [i for i, kind in enumerate(frame_types) if kind in "IP"]
     out: list[tuple[int | None, int | None]] = []
@@ -51,13 +53,14 @@ def reference_distances(frame_types: str) -> list[tuple[int | None, int | None]]
 
 
 def rasterize(vectors: np.ndarray, height: int, width: int, *,
-              past_distance: int | None = 1, future_distance: int | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+              past_distance: int | None = 1, future_distance: int | None = None,
+              scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Dense one-frame-back displacement on the 4x4 grid from one frame's vectors.
 
     vectors: (N, 10) int32 as `motion_vectors` yields. Vectors whose reference distance is None
     are dropped. A future-referencing vector (source > 0) with distance k is negated and divided
-    by k; cells covered by several vectors (bi-prediction) get their mean.
+    by k; cells covered by several vectors (bi-prediction) get their mean. scales: (N,) per-vector
+    factors instead of the two distances (0 drops the vector; see dvt_prep.reference_search).
     Returns (displacement (ceil(H/4), ceil(W/4), 2) float32 pixels (dx, dy),
              valid (ceil(H/4), ceil(W/4)) bool).
     """
@@ -69,10 +72,13 @@ def rasterize(vectors: np.ndarray, height: int, width: int, *,
     vectors = vectors.astype(np.int64, copy=False)
     past = vectors[:, SOURCE] < 0
     scale = np.zeros(len(vectors), np.float64)
-    if past_distance is not None:
-        scale[past] = 1.0 / past_distance
-    if future_distance is not None:
-        scale[~past] = -1.0 / future_distance
+    if scales is not None:
+        scale[:] = scales
+    else:
+        if past_distance is not None:
+            scale[past] = 1.0 / past_distance
+        if future_distance is not None:
+            scale[~past] = -1.0 / future_distance
     keep = scale != 0
     vectors, scale = vectors[keep], scale[keep]
     if len(vectors) == 0:

@@ -22,11 +22,7 @@ Progress = Callable[[str, str, int], None]  # video id, status, frames
 def prep_chunk(videos: list[VideoInput], output: str, settings: PrepSettings,
                retry_failed: bool = False) -> PrepReport:
     """Prep `videos` into the store at `output` with one writer; the pool's and Dask's task.
-    Each process of a pool computes on one thread (the pool is the parallelism)."""
-    if "tvl1" in settings.cues and settings.flow_backend == "torch":
-        import torch
-
-        torch.set_num_threads(1)
+    Each process computes on `settings.threads` threads (the pool is the parallelism)."""
     return prep_videos(videos, output, settings, retry_failed=retry_failed)
 
 

@@ -15,13 +15,13 @@ import av
 import cv2
 import numpy as np
 
+from dvt_prep.cue_names import VIZ_CUES
 from dvt_prep.errors import InputError
 from dvt_prep.store import Store
 
 # Segment lengths of the wheel: red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta,
 # magenta-red (from the Middlebury paper).
 _SEGMENTS = (15, 6, 4, 11, 13, 6)
-VIZ_CUES = ("rgb", "mv", "md", "tvl1", "rgbr", "rgbd")
 
 
 def colour_wheel() -> np.ndarray:

@@ -9,14 +9,18 @@ import pytest
 
 from dvt_prep.synthetic import write_translating_video
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ.get("DVT_REFERENCE_DATA") or
+              Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def shared_data(*parts: str) -> Path:
-    """A path under ../shared/data, or a skip when the reference data is not there."""
+    """A path under the reference data (../shared/data, or $DVT_REFERENCE_DATA), or a skip
+    that says so in the run's summary (pytest -ra, the default here)."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"reference data {path} is absent (it lives in ../shared/data)")
+        pytest.skip(f"needs the reference data {path} (mv-extractor clips and references, "
+                    "Middlebury/Sintel flow), which is not part of the repository; point "
+                    "DVT_REFERENCE_DATA at a copy to run it")
     return path
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dvt_prep import open_store
+from dvt_prep.store import Store
 from tests.conftest import run_dvt
 
 CUES = "rgb,mv,md,rgbr,rgbd"
@@ -133,3 +134,55 @@ def test_prep_with_two_workers(tmp_path, video_dir):
     assert result.exit_code == 0, result.output
     assert "3 done, 0 skipped, 0 failed" in result.output
     assert len(open_store(tmp_path / "s.zarr").video_ids) == 3
+
+
+def test_importing_the_cli_loads_no_heavy_library():
+    """`dvt --help` stays quick: cli.main imports none of torch, av, cv2, zarr until a command
+    runs (they cost seconds on a busy machine)."""
+    heavy = ("torch", "av", "cv2", "zarr")
+    code = ("import sys, cli.main; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert loaded.stdout.strip() == "", loaded.stdout
+
+
+THREADS_SCRIPT = """
+import sys, cv2, torch
+import dvt_prep.flow_torch as flow_torch
+from cli.main import main
+seen, run_flow = [], flow_torch.tvl1_flow_torch
+def recording(*args, **kwargs):  # the threads torch and OpenCV compute on, inside the run
+    seen.append((torch.get_num_threads(), cv2.getNumThreads()))
+    return run_flow(*args, **kwargs)
+flow_torch.tvl1_flow_torch = recording
+main(sys.argv[1:], standalone_mode=False)
+print("threads", sorted(set(seen)))
+"""
+
+
+@pytest.mark.parametrize("extra, expected", [((), "[(1, 1)]"), (("--threads", "2"), "[(2, 2)]")])
+def test_prep_computes_on_one_thread_unless_asked(tmp_path, video_dir, extra, expected):
+    result = subprocess.run(
+        [sys.executable, "-c", THREADS_SCRIPT, "prep", str(video_dir / "landscape_sub.mp4"),
+         "-o", str(tmp_path / "s.zarr"), "--cues", "tvl1", "--size", "64", "-q", *extra],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+        timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"threads {expected}" in result.stdout, result.stdout
+
+
+def test_inspect_no_videos_reads_only_the_index(tmp_path, video_dir, monkeypatch):
+    store = tmp_path / "s.zarr"
+    assert run_dvt("prep", video_dir, "-o", store, "--cues", "md", "--size", "64").exit_code == 0
+    full = json.loads(run_dvt("inspect", store, "--json").output)
+
+    def no_part_metadata(self, video_id):
+        raise AssertionError(f"read the metadata of {video_id}")
+
+    monkeypatch.setattr(Store, "meta", no_part_metadata)
+    result = run_dvt("inspect", store, "--json", "--no-videos")
+    assert result.exit_code == 0, result.output
+    brief = json.loads(result.output)
+    assert brief["videos"] == 3 and brief["frames"] == full["frames"] == 60
+    assert brief["video_list"] == []

@@ -97,3 +97,25 @@ def test_no_reencode_keeps_source_and_marks_mode(tmp_path):
     md = arrays["md"][b_frames, 1:-1, 1:-1][full]
     assert len(md) > 0
     assert np.median(np.linalg.norm(md - [-1.0, 0.0], axis=-1)) <= 0.15
+
+
+@pytest.mark.parametrize("dx, dy, params", [
+    (2.0, -1.0, "bframes=3:b-pyramid=normal:ref=1"),
+    (1.5, 0.5, "bframes=3:b-pyramid=normal:ref=3"),
+])
+def test_no_reencode_b_pyramid_md_is_the_true_motion_or_invalid(tmp_path, dx, dy, params):
+    """x264's B-pyramid: B-frames refer to the middle B-frame of their group, and with ref=3
+    P-frames to older anchors; each vector's frame is found, or the vector is invalid."""
+    path = write_translating_video(tmp_path / "pyramid.mp4", height=96, width=128,
+                                   num_frames=20, dx=dx, dy=dy, options={"x264-params": params})
+    arrays, meta = extract_video(str(path), PrepSettings(cues=("md",), reencode=False))
+    assert meta["encode"]["reference_distance"].startswith("searched per block")
+    b_frames = [t for t, kind in enumerate(meta["frame_types"]) if kind == "B"]
+    assert len(b_frames) >= 10
+    valid_share = []
+    for t in b_frames:
+        full = arrays["md_valid"][t, 1:-1, 1:-1] > 0.99  # patches away from the border
+        error = np.linalg.norm(arrays["md"][t, 1:-1, 1:-1][full] - [-dx, -dy], axis=-1)
+        assert np.all(error <= 0.25), (t, error.max())
+        valid_share.append(full.mean())
+    assert np.mean(valid_share) >= 0.6, valid_share

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from collections import defaultdict
@@ -12,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from dvt_model.ablate import run_ablation
 from dvt_model.data import VideoClipDataset
@@ -83,11 +85,64 @@ def test_resume_gives_identical_parameters_and_losses(motion_data, tmp_path, num
     train(split)
     train(replace(split, max_steps=6), resume=True)  # crosses an epoch boundary (4 steps each)
     assert _losses(tmp_path / "split") == _losses(tmp_path / "straight")
-    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)
-    b = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 6
+    weights = load_file(tmp_path / "split" / "last.safetensors")
+    assert weights.keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+        assert torch.equal(weights[key], b["model"][key]), key
+
+
+class _RunsAShellCommand:
+    """Unpickling this runs `touch <marker>`: what a crafted checkpoint from elsewhere can do."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_crafted_checkpoint_is_refused_and_runs_nothing(motion_data, tmp_path):
+    store, labels = motion_data
+    run = tmp_path / "run"
+    train(_config(motion_data, run, max_steps=1))
+    honest = torch.load(run / "last.pt", weights_only=True)
+    marker = tmp_path / "ran"
+    for name in ("last.pt", "best.pt"):
+        torch.save({**honest, "extra": _RunsAShellCommand(marker)}, run / name)
+    commands = {"eval": ["eval", run, "--labels", labels, "--num-workers", "0"],
+                "resume": ["train", "--resume", run, "--max-steps", "2", "-q"]}
+    for what, args in commands.items():
+        result = run_dvt(*args)
+        assert result.exit_code != 0, (what, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "refused" in lines[0] and "--trust-checkpoint" in lines[0], \
+            (what, result.output)
+        assert "posix.system" in lines[0]
+        assert not marker.exists(), what
+    # An old-format run (RNG states as NumPy/Python tuples) loads when trusted, and resumes.
+    old = {**honest, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                             "python": random.getstate()}}
+    torch.save(old, run / "last.pt")
+    (run / "best.pt").unlink()
+    refused = run_dvt("train", "--resume", run, "--max-steps", "2", "-q")
+    assert refused.exit_code != 0 and "numpy" in refused.output, refused.output
+    resumed = run_dvt("train", "--resume", run, "--max-steps", "2", "-q", "--trust-checkpoint")
+    assert resumed.exit_code == 0, resumed.output
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 2
+
+
+def test_resume_reports_bad_options_before_reading_the_checkpoint(motion_data, tmp_path):
+    run = tmp_path / "run"
+    train(_config(motion_data, run, max_steps=1))
+    marker = tmp_path / "ran"
+    torch.save({"evil": _RunsAShellCommand(marker)}, run / "last.pt")
+    result = run_dvt("train", "--resume", run, "--lr", "-1", "--trust-checkpoint")
+    assert result.exit_code != 0 and "lr must be positive" in result.output, result.output
+    assert not marker.exists()
 
 
 DDP_SCRIPT = """
