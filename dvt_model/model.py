@@ -62,7 +62,7 @@ class VideoTransformer(nn.Module):
                                                 mlp_ratio=c.mlp_ratio)
         return DvtBlock(dim=c.embed_dim, num_heads=c.num_heads, mlp_ratio=c.mlp_ratio,
                         attention=c.attention, fusion=c.fusion, num_points=c.num_points,
-                        num_scales=c.num_scales, cue_dim=c.motion_cue_dim,
+                        num_scales=c.num_scales, cue_dim=c.motion_cue_dim, cue_values=c.cue_values,
                         attn_weights=c.attn_weights)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:

@@ -7,7 +7,7 @@ so that only what the generator says carries the label:
 | --- | --- | --- |
 | `small_object` | right, left, up, down | the direction of an object of 5-25% of the frame |
 | `large_object` | rotate_cw, rotate_ccw, zoom_in, zoom_out | how an object of 40-60% moves |
-| `distractors` | right, left, orbit_cw, orbit_ccw | one object; two others wander at random |
+| `distractors` | right, left, up, down | one object; two smaller ones drift at random |
 | `camera_pan` | pan_right, pan_left, pan_up, pan_down | the whole scene moves (a camera pan) |
 | `back_and_forth` | right_then_left, left_then_right, up_then_down, down_then_up | the order |
 | `appearance` | red, green, blue, yellow | the object's colour; its motion is random |
@@ -130,12 +130,19 @@ def _there_and_back(rng, first: str, size: int, frames: int, speed: float, margi
 
 
 def _wander(rng, size: int, frames: int, margin: float) -> list[Pose]:
-    """A random walk: each frame a random step of up to 1.5 px (no class motion)."""
+    """Drifting at random: a slow velocity (0.2-0.8 px/frame) that turns a little every frame,
+    bouncing off the borders (no class motion)."""
     position = rng.uniform(margin, size - margin, size=2)
+    heading, speed = rng.uniform(0, 2 * math.pi), rng.uniform(0.2, 0.8)
     poses = []
     for _ in range(frames):
         poses.append(Pose(*position))
-        position = np.clip(position + rng.uniform(-1.5, 1.5, size=2), margin, size - margin)
+        heading += rng.normal(0, 0.3)
+        step = speed * np.array([math.cos(heading), math.sin(heading)])
+        bounced = (position + step < margin) | (position + step > size - margin)
+        step[bounced] *= -1
+        heading = math.atan2(step[1], step[0])
+        position = position + step
     return poses
 
 
@@ -180,11 +187,7 @@ def large_object(name: str, rng: np.random.Generator, size: int, frames: int) ->
 
 def distractors(name: str, rng: np.random.Generator, size: int, frames: int) -> np.ndarray:
     side = _object_side(rng, size, 0.05, 0.12)
-    speed = rng.uniform(0.8, 2.5)
-    if name in ("orbit_cw", "orbit_ccw"):
-        target = _orbit_path(rng, name == "orbit_cw", size, frames, speed)
-    else:
-        target = _linear_path(rng, name, size, frames, speed, side / 2)
+    target = _linear_path(rng, name, size, frames, rng.uniform(0.8, 2.5), side / 2)
     layers = [(make_sprite(rng, _object_side(rng, size, 0.03, 0.08)),
                _wander(rng, size, frames, side / 2)) for _ in range(2)]
     return _render(rng, size, layers + [(make_sprite(rng, side), target)])
@@ -243,7 +246,7 @@ class Generator:
 GENERATORS: dict[str, Generator] = {g.name: g for g in (
     Generator("small_object", ("right", "left", "up", "down"), small_object),
     Generator("large_object", ("rotate_cw", "rotate_ccw", "zoom_in", "zoom_out"), large_object),
-    Generator("distractors", ("right", "left", "orbit_cw", "orbit_ccw"), distractors),
+    Generator("distractors", ("right", "left", "up", "down"), distractors),
     Generator("camera_pan", ("pan_right", "pan_left", "pan_up", "pan_down"), camera_pan),
     Generator("back_and_forth", ("right_then_left", "left_then_right", "up_then_down",
                                  "down_then_up"), back_and_forth),

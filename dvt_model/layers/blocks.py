@@ -32,12 +32,13 @@ class DvtBlock(nn.Module):
     def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
                  attention: str = "dst_dms", fusion: str = "mixer", num_points: int = 8,
                  num_scales: int = 3, cue_dim: int, attn_weights: str = "motion",
+                 cue_values: bool = True,
                  norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
         super().__init__()
         self.norm1 = norm_layer(dim)
         self.attn = DeformableSpaceTimeAttention(
             dim=dim, num_heads=num_heads, num_points=num_points, cue_dim=cue_dim,
-            attn_weights=attn_weights) if "dst" in attention else None
+            attn_weights=attn_weights, cue_values=cue_values) if "dst" in attention else None
         self.ms_attn = DeformableMultiScaleAttention(
             dim=dim, num_heads=num_heads, num_points=num_points,
             num_scales=num_scales) if "dms" in attention else None

@@ -30,7 +30,8 @@ def ring_offsets(num_heads: int, num_points: int) -> torch.Tensor:
 
 class DeformableSpaceTimeAttention(nn.Module):
     def __init__(self, *, dim: int, num_heads: int, num_points: int = 8, cue_dim: int,
-                 attn_weights: str = "motion", qkv_bias: bool = True) -> None:
+                 attn_weights: str = "motion", cue_values: bool = True,
+                 qkv_bias: bool = True) -> None:
         super().__init__()
         if attn_weights not in ("motion", "dot"):
             raise ValueError(f"attn_weights must be 'motion' or 'dot', got {attn_weights!r}")
@@ -47,9 +48,9 @@ class DeformableSpaceTimeAttention(nn.Module):
         self.offset_cue = nn.Linear(cue_dim, num_heads * num_points * 2, bias=False)
         self.weight_cue = nn.Linear(cue_dim, num_heads * num_points) \
             if attn_weights == "motion" else None
-        # The motion cue also enters the values, as relative positions do in Shaw et al. (2018):
-        # what a query takes from frame t' carries how it moved to get there.
-        self.value_cue = nn.Linear(cue_dim, dim)
+        # Ours (`cue_values`): the motion cue also enters the values, as relative positions do
+        # in Shaw et al. (2018): what a query takes from frame t' carries how it moved there.
+        self.value_cue = nn.Linear(cue_dim, dim) if cue_values else None
         self.init_weights()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -63,10 +64,8 @@ class DeformableSpaceTimeAttention(nn.Module):
 
     def init_weights(self) -> None:
         """Offsets start as a fixed ring around the motion-predicted position. The value
-        projection starts at the scale of a Xavier-initialised qkv's value third: with the
-        larger Xavier scale of a (D, D) layer, the sampled values drown the motion cue's value
-        term and short runs learn motion classes far less (demo data, md_rgbr, seeds 0 and 1:
-        28% and 30% top-1 against 52% and 77% at this scale)."""
+        projection starts at the scale of a Xavier-initialised qkv's value third, so that the
+        sampled values do not drown the motion cue's value term (BENCHMARKS.md)."""
         nn.init.zeros_(self.offset_query.weight)
         nn.init.zeros_(self.offset_cue.weight)
         with torch.no_grad():
@@ -111,13 +110,19 @@ class DeformableSpaceTimeAttention(nn.Module):
         attention = logits.softmax(-1)
         out = deformable_sum(rearrange(value, to_keys, u=sub, g=heads), positions, attention,
                              grid, frame_start)
-        # The cue's values, sum over t' of attention(t') * value_cue(m(t')): mixing m per head
-        # first and projecting once is the same (the attention sums to 1 over t', which carries
-        # the bias) and 4x cheaper than projecting every (query, t').
+        if self.value_cue is not None:
+            out = out + self._cue_values(attention, cue, sub)
+        return self.proj(rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub))
+
+    def _cue_values(self, attention: torch.Tensor, cue: torch.Tensor, sub: int) -> torch.Tensor:
+        """sum over t' of attention(t') * value_cue(m(t')), (B, n, g, q*s, e): mixing m per head
+        first and projecting once is the same (the attention sums to 1 over t', which carries
+        the bias) and cheaper than projecting every (query, t')."""
+        # b batch, n sub-clip, g head, r query, u frame of the sub-clip, c cue channel, e width
+        heads = self.num_heads
         per_frame = attention.unflatten(-1, (sub, -1)).sum(-1)  # b n g (q s) u
         cues = rearrange(cue, "b (n q) s u c -> b n (q s) u c", q=sub)
         mixed = torch.einsum("bngru,bnruc->bngrc", per_frame.to(cues.dtype), cues)
         weight = rearrange(self.value_cue.weight, "(g e) c -> g e c", g=heads)
-        out = out + torch.einsum("bngrc,gec->bngre", mixed, weight) \
+        return torch.einsum("bngrc,gec->bngre", mixed, weight) \
             + rearrange(self.value_cue.bias, "(g e) -> g 1 e", g=heads)
-        return self.proj(rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub))
