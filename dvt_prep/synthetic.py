@@ -32,12 +32,24 @@ def translating_frames(height: int, width: int, num_frames: int, dx: float, dy: 
     The content at p in frame t was at p - (dx, dy) in frame t-1: the backward displacement is
     (-dx, -dy) everywhere (border pixels enter from outside the texture's view).
     """
-    margin = int(np.ceil(max(abs(dx), abs(dy)) * num_frames)) + 8
+    steps = np.tile(np.float64([dx, dy]), (num_frames - 1, 1))
+    return shifting_frames(height, width, steps, seed=seed)
+
+
+def shifting_frames(height: int, width: int, steps: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 of a texture whose motion changes from frame to frame.
+
+    `steps` is (T-1, 2): the on-screen motion (dx, dy) in pixels from frame t-1 to frame t,
+    so frame t's backward displacement is -steps[t-1] everywhere.
+    """
+    steps = np.asarray(steps, np.float64).reshape(-1, 2)
+    offsets = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+    margin = int(np.ceil(np.abs(steps).max(initial=0.0) * (len(steps) + 1))) + 8
     big = texture(height + 2 * margin, width + 2 * margin, seed=seed)
     frames = []
-    for t in range(num_frames):
-        # output(x, y) = big(x + margin - dx * t, y + margin - dy * t)
-        matrix = np.float32([[1, 0, margin - dx * t], [0, 1, margin - dy * t]])
+    for shift_x, shift_y in offsets:
+        # output(x, y) = big(x + margin - shift_x, y + margin - shift_y)
+        matrix = np.float32([[1, 0, margin - shift_x], [0, 1, margin - shift_y]])
         frames.append(cv2.warpAffine(big, matrix, (width, height),
                                      flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                                      borderMode=cv2.BORDER_REFLECT))

@@ -3,8 +3,12 @@
 Displacement cues are stored backward (content at p came from p + d); the pictures show the
 motion the eye sees, from t-1 to t: arrows from p + d to p, colours of -d. Colours follow the
 Middlebury colour wheel of Baker et al. (IJCV 2011): hue is the direction (right = red, down =
-yellow, left = cyan-blue, up = violet), saturation the speed relative to the largest in the
-video (its 99.5th percentile).
+yellow, left = cyan-blue, up = violet), saturation the speed relative to the largest.
+
+"The largest" is the 99.5th-percentile speed of the frame drawn (`scale="frame"`, the default;
+at least a quarter pixel, the motion vectors' finest step) or of the whole video
+(`scale="video"`, one scale for every frame, so a fast shot elsewhere makes slow frames look
+still). The magnification is written on every picture.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from dvt_prep.store import Store
 # Segment lengths of the wheel: red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta,
 # magenta-red (from the Middlebury paper).
 _SEGMENTS = (15, 6, 4, 11, 13, 6)
+SCALES = ("frame", "video")
+# per-frame scaling never magnifies below this speed (px / frame): quarter-pel, the finest step
+# of H.264 motion vectors, so a still frame's rounding noise is not blown up to full length
+_MIN_FRAME_SPEED = 0.25
 
 
 def colour_wheel() -> np.ndarray:
@@ -59,7 +67,7 @@ def _upsample(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def _draw_arrows(frame: np.ndarray, motion: np.ndarray, valid: np.ndarray | None,
                  step: int, scale: float) -> np.ndarray:
     """Arrows from where content was (p - scale * motion) to where it is (p) on a grid of
-    `step` px; the magnification is written in the corner."""
+    `step` px."""
     out = frame.copy()
     height, width = frame.shape[:2]
     cell_y, cell_x = height / motion.shape[0], width / motion.shape[1]
@@ -76,16 +84,41 @@ def _draw_arrows(frame: np.ndarray, motion: np.ndarray, valid: np.ndarray | None
             end = (int(round(x)), int(round(y)))
             cv2.arrowedLine(out, start, end, (0, 0, 0), 2, cv2.LINE_AA, tipLength=0.35)
             cv2.arrowedLine(out, start, end, (255, 255, 0), 1, cv2.LINE_AA, tipLength=0.35)
-    cv2.putText(out, f"x{scale:.1f}", (2, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
-def render_frames(store: Store, video_id: str, cue: str, frames: list[int]) -> np.ndarray:
+def _label(picture: np.ndarray, text: str) -> np.ndarray:
+    """`text` in white on a black box in the bottom-left corner, shrunk to fit the width."""
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.35
+    (text_width, _), _ = cv2.getTextSize(text, font, size, 1)
+    size *= min(1.0, (picture.shape[1] - 4) / text_width)
+    (text_width, text_height), baseline = cv2.getTextSize(text, font, size, 1)
+    bottom = picture.shape[0] - 1
+    cv2.rectangle(picture, (0, bottom - text_height - baseline - 3), (text_width + 3, bottom),
+                  (0, 0, 0), cv2.FILLED)
+    cv2.putText(picture, text, (2, bottom - baseline - 1), font, size, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return picture
+
+
+def _top_speed(motion: np.ndarray) -> float:
+    """99.5th-percentile length (px / frame) of (..., 2) motion; 0 for none."""
+    return float(np.percentile(np.hypot(motion[..., 0], motion[..., 1]), 99.5))
+
+
+def render_frames(store: Store, video_id: str, cue: str, frames: list[int], *,
+                  scale: str = "frame") -> np.ndarray:
     """(len(frames), H, 2W, 3) uint8: the decoded frame beside the picture of the cue (or the
-    grey frame when the store has no rgb)."""
+    grey frame when the store has no rgb).
+
+    `scale` sets what full arrow length / full colour means for mv, md and tvl1: the frame's own
+    99.5th-percentile speed ("frame") or the whole video's ("video"); the magnification is
+    written in the picture's bottom-left corner.
+    """
     if cue not in VIZ_CUES:
         raise InputError(f"cannot draw cue {cue!r}; choose from {', '.join(VIZ_CUES)}")
+    if scale not in SCALES:
+        raise InputError(f"cannot scale by {scale!r}; choose from {', '.join(SCALES)}")
     arrays = store.cues(video_id)
     if cue not in arrays:
         raise InputError(f"{store.path}: video {video_id!r} has no {cue!r} (it has "
@@ -94,22 +127,26 @@ def render_frames(store: Store, video_id: str, cue: str, frames: list[int]) -> n
     rgb = store.read_frames(video_id, "rgb", frames) if "rgb" in arrays else \
         np.full((len(frames), height, width, 3), 128, np.uint8)
     valid = store.read_frames(video_id, "mv_valid", frames) if cue == "mv" else None
-    if cue in ("mv", "md", "tvl1"):  # the whole video once: its speeds set the scale
+    if cue in ("mv", "md", "tvl1") and scale == "video":  # the whole video's speeds
         every = store.read(video_id, cue)
-        max_speed = float(np.percentile(np.hypot(every[..., 0], every[..., 1]), 99.5)) or 1.0
+        speeds = [_top_speed(every) or 1.0] * len(frames)
         data = every[frames]
     else:
         data = store.read_frames(video_id, cue, frames)
+        speeds = [max(_top_speed(motion), _MIN_FRAME_SPEED) for motion in data] \
+            if cue in ("mv", "md", "tvl1") else [None] * len(frames)
     pictures = []
-    for k in range(len(frames)):
+    for k, max_speed in enumerate(speeds):
         if cue == "rgb":
             picture = rgb[k]
         elif cue == "mv":
             # the 99.5th-percentile speed drawn 0.9 of the grid step long
-            picture = _draw_arrows(rgb[k], -data[k], valid[k], step=16,
-                                   scale=0.9 * 16 / max_speed)
+            magnification = 0.9 * 16 / max_speed
+            picture = _label(_draw_arrows(rgb[k], -data[k], valid[k], step=16,
+                                          scale=magnification), f"arrows x{magnification:.3g}")
         elif cue in ("md", "tvl1"):
-            picture = _upsample(motion_to_colour(-data[k], max_speed), height, width)
+            picture = _label(_upsample(motion_to_colour(-data[k], max_speed), height, width),
+                             f"colour wheel full at {max_speed:.3g} px")
         else:  # residuals and differences: mid-grey is zero, x2 contrast
             picture = _upsample(np.clip(128 + 2 * data[k], 0, 255).astype(np.uint8), height,
                                 width)
@@ -118,8 +155,9 @@ def render_frames(store: Store, video_id: str, cue: str, frames: list[int]) -> n
 
 
 def write_picture(store: Store, video_id: str, cue: str, out: str, *,
-                  frame: int | None = None, fps: int = 10) -> str:
-    """OUT.png: one frame (default: the middle one); OUT.mp4: every frame, libx264."""
+                  frame: int | None = None, fps: int = 10, scale: str = "frame") -> str:
+    """OUT.png: one frame (default: the middle one); OUT.mp4: every frame, libx264. `scale`:
+    see `render_frames`."""
     num_frames = store.meta(video_id)["num_frames"]
     extension = os.path.splitext(out)[1].lower()
     if extension not in (".png", ".mp4"):
@@ -129,11 +167,12 @@ def write_picture(store: Store, video_id: str, cue: str, out: str, *,
         if not 0 <= index < num_frames:
             raise InputError(f"frame {index} is outside video {video_id!r} "
                              f"({num_frames} frames)")
-        image = render_frames(store, video_id, cue, [index])[0]
+        image = render_frames(store, video_id, cue, [index], scale=scale)[0]
         if not cv2.imwrite(out, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
             raise InputError(f"{out}: cannot write the picture; check the folder exists")
         return out
-    pictures = render_frames(store, video_id, cue, list(range(num_frames)))
+    pictures = render_frames(store, video_id, cue, list(range(num_frames)),
+                             scale=scale)
     pictures = pictures[:, : pictures.shape[1] // 2 * 2, : pictures.shape[2] // 2 * 2]
     try:
         with av.open(out, mode="w") as container:
