@@ -29,12 +29,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes")
     parser.add_argument("--paper", action="store_true", help="the paper-faithful model")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--data-dir", default="bench_out/motion/data",
+                        help="generated videos and stores, shared by the variants")
     args = parser.parse_args()
     bench = MotionBenchmark(
         out=args.out or ("bench_out/motion_paper" if args.paper else "bench_out/motion"),
         generators=tuple(args.generators.split(",")), cues=tuple(args.cues.split(",")),
         seeds=tuple(int(s) for s in args.seeds.split(",")), epochs=args.epochs,
-        jobs=args.jobs, model_options=PAPER_FAITHFUL if args.paper else {})
+        jobs=args.jobs, model_options=PAPER_FAITHFUL if args.paper else {},
+        data_dir=args.data_dir)
     start = time.perf_counter()
     run_motion_benchmark(bench)
     with open(f"{bench.out}/motion_benchmark.md", encoding="utf-8") as handle:

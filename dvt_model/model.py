@@ -118,6 +118,8 @@ class VideoTransformer(nn.Module):
         else:
             weights = pool_weights / pool_weights.sum((1, 2), keepdim=True)
             pooled = torch.einsum("btn,btnd->bd", weights.to(x.dtype), x)
+        if self.config.pool_max:
+            pooled = pooled + x.amax((1, 2))
         return self.head(self.head_drop(self.fc_norm(pooled)))
 
     def forward(self, batch: dict) -> torch.Tensor:

@@ -43,6 +43,11 @@ class MotionBenchmark:
     model: str = "dvt_tiny"
     model_options: dict = field(default_factory=dict)
     jobs: int = 2
+    data_dir: str | None = None  # videos and stores (default: out/data); shared by variants
+
+    @property
+    def data_root(self) -> str:
+        return self.data_dir or os.path.join(self.out, "data")
 
 
 def prepare_split_stores(folder: str, generator: str, *, seed: int, train_per_class: int,
@@ -77,7 +82,8 @@ def run_job(bench: MotionBenchmark, generator: str, seed: int) -> list[dict]:
 
     set_compute_threads(1, torch=True)
     folder = os.path.join(bench.out, generator, f"seed={seed}")
-    paths = prepare_split_stores(os.path.join(folder, "data"), generator, seed=seed,
+    data = os.path.join(bench.data_root, generator, f"seed={seed}")
+    paths = prepare_split_stores(data, generator, seed=seed,
                                  train_per_class=bench.train_per_class,
                                  val_per_class=bench.val_per_class, size=bench.size,
                                  num_frames=bench.num_frames)
