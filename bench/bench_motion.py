@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from dvt_model.config import PAPER_FAITHFUL
 from dvt_model.motion_benchmark import BENCH_CUES, MotionBenchmark, run_motion_benchmark
 from dvt_prep.motion_suite import GENERATORS
 
-# Our additions to the paper's model (docs/design.md section 6), all off: the paper's D-ST-A.
-PAPER_FAITHFUL = dict(motion_tokens=False, pool="mean", time_embed_init="normal",
-                      cue_values=False)
 
 
 def main() -> None:

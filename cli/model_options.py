@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dvt_model.config import BASELINE_ATTENTIONS, CUES, DVT_ATTENTIONS
+from dvt_model.config import (BASELINE_ATTENTIONS, CUES, DVT_ATTENTIONS, PAPER_FAITHFUL, POOLS,
+                              TIME_EMBED_INITS)
 
 MODEL_OPTIONS = (
     click.option("--num-frames", type=int, help="Frames per clip T (default: the model's)."),
@@ -17,9 +18,22 @@ MODEL_OPTIONS = (
     click.option("--num-subclips", type=int, help="Sub-clips B (default T / 4)."),
     click.option("--attn-weights", type=click.Choice(("motion", "dot")),
                  help="D-ST-A weights from the motion cue or the query-key dot product."),
+    click.option("--motion-tokens/--no-motion-tokens", default=None,
+                 help="Ours: the per-patch cue added to each token's embedding."),
+    click.option("--cue-values/--no-cue-values", default=None,
+                 help="Ours: D-ST-A's values carry the motion cue."),
+    click.option("--pool", type=click.Choice(POOLS),
+                 help="Ours (motion): tokens weighted by their motion before the head."),
+    click.option("--pool-max/--no-pool-max", default=None,
+                 help="Ours: the per-channel max over tokens added to the pooled mean."),
+    click.option("--time-embed-init", type=click.Choice(TIME_EMBED_INITS),
+                 help="Ours (sincos): the time embedding starts as sines of the frame index."),
+    click.option("--paper-faithful", is_flag=True, default=None,
+                 help="All of our additions off: the paper's model (docs/design.md section 6)."),
 )
 MODEL_KEYS = ("num_frames", "img_size", "cue", "attention", "fusion", "num_points",
-              "num_subclips", "attn_weights")
+              "num_subclips", "attn_weights", "motion_tokens", "cue_values", "pool", "pool_max",
+              "time_embed_init")
 
 
 def model_options(command):
@@ -30,4 +44,5 @@ def model_options(command):
 
 def model_overrides(params: dict) -> dict:
     """The model keywords given on the command line (the rest keep the named model's)."""
-    return {key: params[key] for key in MODEL_KEYS if params.get(key) is not None}
+    given = {key: params[key] for key in MODEL_KEYS if params.get(key) is not None}
+    return {**PAPER_FAITHFUL, **given} if params.get("paper_faithful") else given

@@ -65,8 +65,12 @@ def train_config_from(params: dict, *, base: dict | None = None):
     if params.get("config_path"):
         values = TrainConfig.from_yaml(params["config_path"]).to_dict() | values
     model_options = dict(values.get("model_options") or {})
+    if params.get("paper_faithful"):
+        from dvt_model.config import PAPER_FAITHFUL
+
+        model_options.update(PAPER_FAITHFUL)
     for key, value in params.items():
-        if value is None or value == () or key == "config_path":
+        if value is None or value == () or key in ("config_path", "paper_faithful"):
             continue
         if key in MODEL_KEYS and key not in ("cue", "num_frames", "img_size"):
             model_options[key] = value

@@ -8,6 +8,8 @@ are averaged along it; with the time gap (t' - t) / T' they go through one linea
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -63,16 +65,23 @@ class MotionCue(nn.Module):
     @property
     def token_channels(self) -> int:
         """Channels of `per_token`."""
-        return 2 + self.feature_channels
+        return 3 * (2 + self.feature_channels)
 
     def per_token(self, batch: dict, grid: tuple[int, int]) -> torch.Tensor:
-        """The cue of each patch of each frame, (B, T, Hp*Wp, C): displacement / 4 px (zero
-        for cues without one) and the features, about unit scale."""
+        """The cue of each patch of each frame and when it happened, (B, T, Hp*Wp, 3C): the
+        cue c (`signed_log` of the displacement, zero for cues without one, and the features)
+        and its products with cos and sin of pi t / (T - 1), so that a linear layer can tell
+        motion early in the clip from motion late in it."""
         displacement, features = self.per_frame(batch, grid)
         if displacement is None:
             displacement = torch.zeros(*features.shape[:-1], 2, dtype=features.dtype,
                                        device=features.device)
-        return torch.cat([signed_log(displacement), features], -1).flatten(2, 3)
+        cue = torch.cat([signed_log(displacement), features], -1).flatten(2, 3)
+        frames = cue.shape[1]
+        phase = torch.arange(frames, device=cue.device, dtype=cue.dtype) * (
+            math.pi / max(frames - 1, 1))
+        when = torch.stack([torch.ones_like(phase), phase.cos(), phase.sin()], -1)
+        return torch.einsum("btnc,tk->btnkc", cue, when).flatten(-2)
 
     def forward(self, batch: dict, *, grid: tuple[int, int], num_frames: int,
                 frames_per_subclip: int) -> tuple[torch.Tensor, torch.Tensor]:
