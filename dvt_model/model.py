@@ -7,7 +7,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from dvt_model.config import ModelConfig
-from dvt_model.layers.blocks import DividedBlock, DvtBlock, JointBlock, MotionContext, SpaceBlock
+from dvt_model.layers.blocks import (DividedBlock, DvtBlock, JointBlock, MotionContext,
+                                     SpaceBlock, VitNorm)
 from dvt_model.layers.motion_cue import MOTION_CUES
 from dvt_model.layers.patch_embed import PatchEmbed
 from dvt_prep.errors import InputError
@@ -34,7 +35,7 @@ class VideoTransformer(nn.Module):
                                                   patch_size=config.patch_size) \
             if uses_cue else None
         self.blocks = nn.ModuleList(self._block() for _ in range(config.depth))
-        self.fc_norm = nn.LayerNorm(dim)
+        self.fc_norm = VitNorm(dim)
         self.head_drop = nn.Dropout(config.drop_rate)
         self.head = nn.Linear(dim, config.num_classes)
         self.grad_checkpointing = False
