@@ -202,13 +202,17 @@ def test_timm_vit_weights_load(tmp_path, suffix, name):
                            state["blocks.0.attn.qkv.weight"])
 
 
-def test_model_info_counts_parameters_and_flops():
+def test_model_info_counts_parameters_and_multiply_adds():
     info = model_info(create_model("dvt_tiny", num_classes=10))
-    assert info["params"] == sum(info["params_by_module"][k] for k in info["params_by_module"]
-                                 if k != "pos_embed+time_embed") + 96 * (16 + 8)
-    assert info["gflops"] > 0 and "md" in info["inputs"]
+    assert info["params"] == sum(row["params"] for row in info["modules"])
+    assert info["gmacs"] > 0 and info["gflops"] == 2 * info["gmacs"] and "md" in info["inputs"]
     joint = model_info(create_model("joint_tiny", num_classes=10))
-    assert joint["gflops"] > 0 and model_config("joint_tiny").cue == "none"
+    dim, tokens, frames, patches = 96, 8 * 16, 8, 16  # 8 frames of 4x4 patches
+    per_block = tokens * (dim * 3 * dim + dim * dim + 2 * dim * 4 * dim) + 2 * tokens**2 * dim
+    macs = frames * patches * 3 * 16 * 16 * dim + 3 * per_block + dim * 10
+    assert joint["gmacs"] * 1e9 == pytest.approx(macs)
+    assert sum(row["gmacs"] for row in joint["block_modules"]) * 3e9 == pytest.approx(
+        3 * per_block)
 
 
 def test_dmsa_equals_a_grid_sample_reference():
