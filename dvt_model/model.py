@@ -54,10 +54,18 @@ class VideoTransformer(nn.Module):
                         num_scales=c.num_scales, cue_dim=c.motion_cue_dim,
                         attn_weights=c.attn_weights)
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Keep only each block's input in training and recompute the block in backward
-        (timm's name): activation memory of one block instead of all, about a third more time."""
-        self.grad_checkpointing = enable
+    def set_grad_checkpointing(self, enable: bool = True, part: str = "block") -> None:
+        """Recompute in the backward pass instead of keeping activations (timm's name).
+        `part="block"`: keep only each block's input, about a third more time. `"mixing"`
+        (DVT blocks): recompute only the attention line (D-ST-A, D-MS-A, fusion) and keep the
+        MLP's activations: a DVT model's activation memory falls below a joint-attention
+        model's, for the forward of the attention line once more."""
+        if part not in ("block", "mixing"):
+            raise ValueError(f"part must be 'block' or 'mixing', got {part!r}")
+        self.grad_checkpointing = enable and part == "block"
+        for block in self.blocks:
+            if isinstance(block, DvtBlock):
+                block.recompute_mixing = enable and part == "mixing"
 
     @property
     def inputs(self) -> tuple[str, ...]:

@@ -253,14 +253,15 @@ def test_dmsa_equals_a_grid_sample_reference():
         assert torch.allclose(outputs[scale][0], expected, atol=1e-5)
 
 
-def test_grad_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize("part", ["block", "mixing"])
+def test_grad_checkpointing_gives_the_same_gradients(part):
     torch.manual_seed(0)
     model = create_model("dvt_tiny", num_classes=4)
     batch = example_batch(model, 2)
     model(batch).sum().backward()
     plain = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
-    model.set_grad_checkpointing(True)
+    model.set_grad_checkpointing(True, part)
     model(batch).sum().backward()
     for name, param in model.named_parameters():
         assert torch.allclose(param.grad, plain[name], atol=1e-6), name

@@ -9,6 +9,7 @@ from functools import partial
 import torch
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from dvt_model.layers.attention import Attention
 from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
@@ -50,6 +51,7 @@ class DvtBlock(nn.Module):
         self.fuse = fusion_layer(dim=dim, num_branches=num_branches) if num_branches > 1 else None
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
+        self.recompute_mixing = False  # set by VideoTransformer.set_grad_checkpointing
 
     def branches(self, x: torch.Tensor, context: MotionContext) -> list[torch.Tensor]:
         out = []
@@ -59,9 +61,16 @@ class DvtBlock(nn.Module):
             out.extend(self.ms_attn(x, context.grid))
         return out
 
-    def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+    def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+        """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D)."""
         branches = self.branches(self.norm1(x), context)
-        x = x + (self.fuse(branches) if self.fuse is not None else branches[0])
+        return self.fuse(branches) if self.fuse is not None else branches[0]
+
+    def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+        if self.recompute_mixing and torch.is_grad_enabled():
+            x = x + checkpoint(self.mixing, x, context, use_reentrant=False)
+        else:
+            x = x + self.mixing(x, context)
         return x + self.mlp(self.norm2(x))
 
 
