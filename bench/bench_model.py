@@ -164,6 +164,8 @@ def main() -> None:
                         help="time with glibc's mmap threshold raised first "
                              "(dvt_model.cpu_memory.keep_freed_memory)")
     parser.add_argument("--scopes", default="layer,block,model")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="which of them to run (joint is always run: the baseline)")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -179,6 +181,7 @@ def main() -> None:
               "block": "one block (norms, attention, fusion, MLP)",
               "model": f"whole model, depth {args.depth}"}
     scopes = args.scopes.split(",")
+    chosen = set(args.variants.split(",")) | {"joint"}
     for scope in scopes:
         print(f"\n{titles[scope]}:")
         print(f"{'T':>3} {'variant':<8} {'seconds':>8} {'x joint':>8} {'peak MiB':>9} "
@@ -189,9 +192,10 @@ def main() -> None:
             # Times: each variant in its own process, as a training run is (variants sharing
             # one heap fragment it, and the DVT took several steps to stop page-faulting).
             seconds = {}
-            for variant in variants_of(scope):
+            variants = [v for v in variants_of(scope) if v in chosen]
+            for variant in variants:
                 seconds.update(run_child(common, "time", [variant]))
-            memory = run_child(common, "memory", variants_of(scope))
+            memory = run_child(common, "memory", variants)
             joint = {"seconds": seconds["joint"], "peak_mib": memory["joint"]}
             for variant in seconds:
                 r = {"seconds": seconds[variant], "peak_mib": memory[variant]}
@@ -199,17 +203,17 @@ def main() -> None:
                 print(f"{frames:>3} {variant:<8} {r['seconds']:8.3f} "
                       f"{r['seconds'] / joint['seconds']:8.2f} {r['peak_mib']:9.0f} "
                       f"{r['peak_mib'] / max(joint['peak_mib'], 1):8.2f}")
-    if 16 in frame_counts:
+    if 16 in frame_counts and "dst" in chosen:
         for scope in set(scopes) & {"layer", "block"}:
             ratio = results[scope, "dst", 16]["seconds"] / results[scope, "joint", 16]["seconds"]
             print(f"\nD-ST-A {scope} / joint {scope} at T=16: {ratio:.2f} (target <= 0.5)")
-    if 16 in frame_counts and "model" in scopes:
+    if 16 in frame_counts and "model" in scopes and "dvt" in chosen:
         for key in ("seconds", "peak_mib"):
             ratio = results["model", "dvt", 16][key] / results["model", "joint", 16][key]
             print(f"whole dvt / joint at T=16, {key}: {ratio:.2f} (target <= "
                   f"{0.5 if key == 'seconds' else 1.0})")
     if 16 in frame_counts and 32 in frame_counts and "model" in scopes:
-        for variant in ("dvt", "joint", "divided"):
+        for variant in [v for v in ("dvt", "dvt_rm", "joint", "divided") if v in chosen]:
             exponent = math.log(results["model", variant, 32]["seconds"]
                                 / results["model", variant, 16]["seconds"], 2)
             print(f"{variant} time exponent T=16 -> 32: {exponent:.2f}"

@@ -7,8 +7,14 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from dvt_model.config import ModelConfig
-from dvt_model.layers.blocks import (DividedBlock, DvtBlock, JointBlock, MotionContext,
-                                     SpaceBlock, VitNorm)
+from dvt_model.layers.blocks import (
+    DividedBlock,
+    DvtBlock,
+    JointBlock,
+    MotionContext,
+    SpaceBlock,
+    VitNorm,
+)
 from dvt_model.layers.motion_cue import MOTION_CUES
 from dvt_model.layers.patch_embed import PatchEmbed
 from dvt_prep.errors import InputError

@@ -29,5 +29,5 @@ def test_mixer_fusion_equals_the_plain_mixer_layer(chunk_tokens):
     inputs = branches + list(fusion.parameters())
     grads = torch.autograd.grad(out.square().sum(), inputs)
     expected_grads = torch.autograd.grad(expected.square().sum(), inputs)
-    for grad, reference in zip(grads, expected_grads):
+    for grad, reference in zip(grads, expected_grads, strict=True):
         assert torch.allclose(grad, reference, atol=1e-10)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dvt_model import create_model, list_models, model_config
+from dvt_model import create_model, list_models
 from dvt_model.info import example_batch, model_info
 from dvt_model.layers.deformable_st import DeformableSpaceTimeAttention
 from dvt_model.motion_path import pairwise_paths
