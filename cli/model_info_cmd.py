@@ -1,4 +1,4 @@
-"""`dvt model-info NAME`: parameters and FLOPs of a named model."""
+"""`dvt model-info NAME`: parameters, multiply-adds and FLOPs of a named model."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dvt_model.factory import list_models
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def model_info_cmd(name: str, num_classes: int, as_json: bool, **params) -> None:
-    """Parameters (by module) and forward GFLOPs of one clip for a named model."""
+    """Parameters and forward multiply-adds (GMACs) and FLOPs of one clip, by module."""
     from dvt_model.factory import create_model
     from dvt_model.info import model_info
 
@@ -30,7 +30,12 @@ def model_info_cmd(name: str, num_classes: int, as_json: bool, **params) -> None
                f"width {config['embed_dim']}, depth {config['depth']}, {config['num_heads']} heads")
     click.echo(f"inputs: {', '.join(info['inputs'])}")
     click.echo(f"parameters: {info['params'] / 1e6:.2f} M")
-    for module, count in info["params_by_module"].items():
-        click.echo(f"  {module:<24} {count / 1e6:9.3f} M")
-    click.echo(f"forward: {info['gflops']:.2f} GFLOPs per clip (matmuls, convolutions and "
-               "attention; bilinear sampling not counted)")
+    click.echo(f"forward per clip: {info['gmacs']:.2f} GMACs (multiply-adds) = "
+               f"{info['gflops']:.2f} GFLOPs (2 per multiply-add); matmuls, convolutions and "
+               "attention, the bilinear sampling not counted")
+    click.echo(f"  {'module':<28} {'params (M)':>10} {'GMACs':>9}")
+    for row in info["modules"]:
+        click.echo(f"  {row['module']:<28} {row['params'] / 1e6:10.3f} {row['gmacs']:9.3f}")
+    click.echo(f"  each of the {config['depth']} blocks:")
+    for row in info["block_modules"]:
+        click.echo(f"    {row['module']:<26} {row['params'] / 1e6:10.3f} {row['gmacs']:9.3f}")

@@ -41,7 +41,7 @@ class ModelConfig:
     cue_values: bool = True  # ours: D-ST-A's values carry the motion cue (Shaw et al. style)
     pool: str = "motion"  # mean | motion (ours: tokens weighted by their motion before the head)
     pool_max: bool = True  # ours: the per-channel max over tokens added to the pooled mean
-    time_embed_init: str = "sincos"  # normal (std 0.02) | sincos (ours: the frame order audible)
+    time_embed_init: str = "normal"  # normal (std 0.02) | sincos (ours, off: frame order loud)
 
     def __post_init__(self) -> None:
         self.validate()

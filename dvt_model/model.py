@@ -9,7 +9,14 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from dvt_model.config import ModelConfig
-from dvt_model.layers.blocks import DividedBlock, DvtBlock, JointBlock, MotionContext, SpaceBlock
+from dvt_model.layers.blocks import (
+    DividedBlock,
+    DvtBlock,
+    JointBlock,
+    MotionContext,
+    SpaceBlock,
+    VitNorm,
+)
 from dvt_model.layers.motion_cue import MOTION_CUES
 from dvt_model.layers.patch_embed import PatchEmbed
 from dvt_prep.errors import InputError
@@ -44,7 +51,7 @@ class VideoTransformer(nn.Module):
             if self.motion_cue is not None and config.motion_tokens and config.cue != "none" \
             else None
         self.blocks = nn.ModuleList(self._block() for _ in range(config.depth))
-        self.fc_norm = nn.LayerNorm(dim)
+        self.fc_norm = VitNorm(dim)
         self.head_drop = nn.Dropout(config.drop_rate)
         self.head = nn.Linear(dim, config.num_classes)
         self.grad_checkpointing = False
@@ -65,10 +72,18 @@ class VideoTransformer(nn.Module):
                         num_scales=c.num_scales, cue_dim=c.motion_cue_dim, cue_values=c.cue_values,
                         attn_weights=c.attn_weights)
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Keep only each block's input in training and recompute the block in backward
-        (timm's name): activation memory of one block instead of all, about a third more time."""
-        self.grad_checkpointing = enable
+    def set_grad_checkpointing(self, enable: bool = True, part: str = "block") -> None:
+        """Recompute in the backward pass instead of keeping activations (timm's name).
+        `part="block"`: keep only each block's input, about a third more time. `"mixing"`
+        (DVT blocks): recompute only the attention line (D-ST-A, D-MS-A, fusion) and keep the
+        MLP's activations: a DVT model's activation memory falls below a joint-attention
+        model's, for the forward of the attention line once more."""
+        if part not in ("block", "mixing"):
+            raise ValueError(f"part must be 'block' or 'mixing', got {part!r}")
+        self.grad_checkpointing = enable and part == "block"
+        for block in self.blocks:
+            if isinstance(block, DvtBlock):
+                block.recompute_mixing = enable and part == "mixing"
 
     @property
     def inputs(self) -> tuple[str, ...]:

@@ -5,6 +5,12 @@ interpolated to the model's grid), and per block the norms, `attn.qkv`, `attn.pr
 (divided-attention blocks also start their temporal attention from the spatial one, as
 TimeSformer does; D-ST-A with motion-predicted weights has only values and takes the value
 third of `attn.qkv`); timm's final `norm` becomes `fc_norm`. Everything else is reported.
+
+What TimeSformer starts at zero when it loads an image ViT is zeroed: the time embedding and
+each divided block's `temporal_fc`. So a baseline (space, joint, divided) loaded from a ViT
+without a class token (timm's `class_token=False, global_pool="avg"`) computes that ViT's
+logits on one frame and on a clip of one repeated frame. (With a class token it cannot: the
+video models pool the mean of the patch tokens.)
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ class LoadReport:
     not_in_checkpoint: list[str] = field(default_factory=list)  # model keys left as they were
     unused: list[str] = field(default_factory=list)  # checkpoint keys with no place
     mismatched: list[str] = field(default_factory=list)  # same name, other shape
+    zeroed: list[str] = field(default_factory=list)  # model keys set to zero (time_embed, ...)
 
     def summary(self) -> str:
-        return (f"copied {len(self.copied)} tensors; {len(self.not_in_checkpoint)} model tensors "
-                f"keep their initialisation; {len(self.unused)} checkpoint tensors unused; "
+        return (f"copied {len(self.copied)} tensors; zeroed {len(self.zeroed)} (time embedding, "
+                f"temporal_fc); {len(self.not_in_checkpoint)} model tensors keep their "
+                f"initialisation; {len(self.unused)} checkpoint tensors unused; "
                 f"{len(self.mismatched)} with mismatched shapes")
 
 
@@ -70,6 +78,8 @@ def _resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.T
     side = math.isqrt(tokens)
     if side * side != tokens:  # a class token first
         pos_embed, side = pos_embed[:, 1:], math.isqrt(tokens - 1)
+    if (side, side) == tuple(grid):
+        return pos_embed
     image = pos_embed.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
     image = F.interpolate(image, size=grid, mode="bicubic", align_corners=False)
     return image.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1)
@@ -98,7 +108,10 @@ def load_vit_weights(model: nn.Module, path_or_state: str | os.PathLike | dict) 
                                          f"{tuple(own[target].shape)}")
                 continue
             updates[target] = tensor.to(own[target].dtype)
-    model.load_state_dict(updates, strict=False)
     report.copied = sorted(updates)
-    report.not_in_checkpoint = sorted(set(own) - set(updates))
+    zeroed = {key: torch.zeros_like(own[key]) for key in set(own) - set(updates)
+              if key == "time_embed" or ".temporal_fc." in key}
+    model.load_state_dict({**updates, **zeroed}, strict=False)
+    report.zeroed = sorted(zeroed)
+    report.not_in_checkpoint = sorted(set(own) - set(updates) - set(zeroed))
     return report

@@ -4,16 +4,21 @@ tokens (B, T, N, D). Each is two residual lines: attention, then MLP."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from dvt_model.layers.attention import Attention
 from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
 from dvt_model.layers.deformable_st import DeformableSpaceTimeAttention
 from dvt_model.layers.fusion import MixerFusion, MlpFusion
 from dvt_model.layers.mlp import Mlp
+
+# timm's ViT and TimeSformer norms: a loaded image ViT computes what it computed before.
+VitNorm = partial(nn.LayerNorm, eps=1e-6)
 
 
 @dataclass
@@ -32,8 +37,7 @@ class DvtBlock(nn.Module):
     def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
                  attention: str = "dst_dms", fusion: str = "mixer", num_points: int = 8,
                  num_scales: int = 3, cue_dim: int, attn_weights: str = "motion",
-                 cue_values: bool = True,
-                 norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
+                 cue_values: bool = True, norm_layer=VitNorm) -> None:
         super().__init__()
         self.norm1 = norm_layer(dim)
         self.attn = DeformableSpaceTimeAttention(
@@ -47,6 +51,7 @@ class DvtBlock(nn.Module):
         self.fuse = fusion_layer(dim=dim, num_branches=num_branches) if num_branches > 1 else None
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
+        self.recompute_mixing = False  # set by VideoTransformer.set_grad_checkpointing
 
     def branches(self, x: torch.Tensor, context: MotionContext) -> list[torch.Tensor]:
         out = []
@@ -56,9 +61,16 @@ class DvtBlock(nn.Module):
             out.extend(self.ms_attn(x, context.grid))
         return out
 
-    def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+    def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+        """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D)."""
         branches = self.branches(self.norm1(x), context)
-        x = x + (self.fuse(branches) if self.fuse is not None else branches[0])
+        return self.fuse(branches) if self.fuse is not None else branches[0]
+
+    def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
+        if self.recompute_mixing and torch.is_grad_enabled():
+            x = x + checkpoint(self.mixing, x, context, use_reentrant=False)
+        else:
+            x = x + self.mixing(x, context)
         return x + self.mlp(self.norm2(x))
 
 
@@ -66,7 +78,7 @@ class JointBlock(nn.Module):
     """Joint space-time attention: every token attends to all T*N tokens."""
 
     def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
-                 norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
+                 norm_layer=VitNorm) -> None:
         super().__init__()
         self.norm1 = norm_layer(dim)
         self.attn = Attention(dim=dim, num_heads=num_heads)
@@ -90,18 +102,39 @@ class SpaceBlock(JointBlock):
 
 
 class DividedBlock(JointBlock):
-    """Divided space-time attention (TimeSformer): time at each position, then space."""
+    """Divided space-time attention (TimeSformer): time at each position, then space.
+
+    As in TimeSformer the temporal attention is followed by `temporal_fc`, a projection that
+    starts at zero: the block starts as a space-only block, and a loaded image ViT computes what
+    it computed on images."""
 
     def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
-                 norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
+                 norm_layer=VitNorm) -> None:
         super().__init__(dim=dim, num_heads=num_heads, mlp_ratio=mlp_ratio,
                          norm_layer=norm_layer)
         self.temporal_norm = norm_layer(dim)
         self.temporal_attn = Attention(dim=dim, num_heads=num_heads)
+        self.temporal_fc = nn.Linear(dim, dim)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        nn.init.zeros_(self.temporal_fc.weight)
+        nn.init.zeros_(self.temporal_fc.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before `temporal_fc` added the temporal attention's output as it
+        # was: an identity `temporal_fc` keeps them computing what they computed.
+        if f"{prefix}temporal_fc.weight" not in state_dict \
+                and f"{prefix}temporal_attn.qkv.weight" in state_dict:
+            own = self.temporal_fc.weight
+            state_dict[f"{prefix}temporal_fc.weight"] = torch.eye(
+                own.shape[0], dtype=own.dtype, device=own.device)
+            state_dict[f"{prefix}temporal_fc.bias"] = own.new_zeros(own.shape[0])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         # b batch, t frames, s patches, d width
         temporal = self.temporal_attn(rearrange(self.temporal_norm(x), "b t s d -> b s t d"))
-        x = x + rearrange(temporal, "b s t d -> b t s d")
+        x = x + self.temporal_fc(rearrange(temporal, "b s t d -> b t s d"))
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from dvt_model.layers.mlp import Mlp
 
@@ -23,29 +24,49 @@ class MixerFusion(nn.Module):
     """`mixer`: one MLP-Mixer layer over (branches, channels), GELU, then the branch mean.
 
     The channel MLP is half the width (`dim / 2` hidden) to keep the block's cost below a
-    joint-attention block's: it runs once per branch."""
+    joint-attention block's: it runs once per branch.
 
-    def __init__(self, *, dim: int, num_branches: int) -> None:
+    Computed as the same function, cheaper: the channel MLP's second layer is linear, so it is
+    applied once to the branch mean of its hidden units instead of to every branch; and in
+    training the tokens go through in chunks whose intermediate (K, D) stacks are recomputed in
+    the backward pass instead of kept (`chunk_tokens`; 0: one piece, nothing recomputed)."""
+
+    def __init__(self, *, dim: int, num_branches: int, chunk_tokens: int = 1024) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.branch_mlp = Mlp(dim=num_branches, hidden_dim=num_branches)
         self.norm2 = nn.LayerNorm(dim)
         self.channel_mlp = Mlp(dim=dim, hidden_dim=dim // 2)
         self.proj = nn.Linear(dim, dim)
+        self.chunk_tokens = chunk_tokens
 
     def forward(self, branches: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.stack(branches, -2)  # (..., K branches, D)
+        """K branches (..., D) -> (..., D)."""
+        shape = branches[0].shape
+        flat = [b.reshape(-1, shape[-1]) for b in branches]
+        tokens = flat[0].shape[0]
+        recompute = torch.is_grad_enabled() and self.chunk_tokens > 0
+        step = self.chunk_tokens if recompute else tokens
+        outputs = []
+        for start in range(0, tokens, step):
+            part = [b[start:start + step] for b in flat]
+            outputs.append(checkpoint(self._fuse, *part, use_reentrant=False) if recompute
+                           else self._fuse(*part))
+        return (outputs[0] if len(outputs) == 1 else torch.cat(outputs)).reshape(shape)
+
+    def _fuse(self, *branches: torch.Tensor) -> torch.Tensor:
+        """K branches (L, D) -> (L, D): the mixer layer, the branch mean, `proj`."""
+        x = torch.stack(branches)  # (K, L, D)
         x = x + self._mix_branches(self.norm1(x))
-        x = x + self.channel_mlp(self.norm2(x))
-        return self.proj(x.mean(-2))
+        mlp = self.channel_mlp
+        hidden = mlp.act(mlp.fc1(self.norm2(x))).mean(0)
+        return self.proj(x.mean(0) + mlp.fc2(hidden))
 
     def _mix_branches(self, x: torch.Tensor) -> torch.Tensor:
-        """`branch_mlp` along the K axis of (..., K, D) as two (K, K) x (K, rest) GEMMs: a
-        linear layer applied to the transposed tensor is a matmul with an inner dimension of
-        K = 4 on a strided copy, much slower on the CPU."""
+        """`branch_mlp` along the K axis of (K, L, D) as two (K, K) x (K, L * D) GEMMs: a linear
+        layer applied to the transposed tensor is a matmul with an inner dimension of K = 4 on
+        a strided copy, much slower on the CPU."""
         fc1, fc2 = self.branch_mlp.fc1, self.branch_mlp.fc2
-        by_branch = x.movedim(-2, 0)  # (K, ..., D)
-        flat = by_branch.reshape(by_branch.shape[0], -1)  # one (K, rest) matrix: one GEMM
+        flat = x.reshape(x.shape[0], -1)
         hidden = self.branch_mlp.act(torch.addmm(fc1.bias[:, None], fc1.weight, flat))
-        mixed = torch.addmm(fc2.bias[:, None], fc2.weight, hidden)
-        return mixed.reshape(by_branch.shape).movedim(0, -2)
+        return torch.addmm(fc2.bias[:, None], fc2.weight, hidden).reshape(x.shape)
