@@ -63,10 +63,12 @@ def run_config(base: TrainConfig, combination: dict, seed: int, out_dir: str) ->
 
 def run_ablation(base: TrainConfig, grid: dict[str, list], *, seeds: list[int], out_dir: str,
                  num_clips: int = 4, num_crops: int = 3, on_run=None,
-                 trust_checkpoint: bool = False) -> list[dict]:
+                 trust_checkpoint: bool = False, checkpoint: str = CHECKPOINT) -> list[dict]:
     """Train and evaluate every combination x seed; write the table, CSV and chart.
     on_run(name, status) is called as runs start ("train", "resume") or are skipped ("done");
-    trust_checkpoint: resume runs whose checkpoints need the full unpickler."""
+    trust_checkpoint: resume runs whose checkpoints need the full unpickler. Each run is
+    evaluated at `checkpoint`, by default the last epoch's: `best.pt` is picked on the same
+    held-out labels, which would flatter every run (most a run at chance)."""
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for combination in combinations(grid):
@@ -87,7 +89,7 @@ def run_ablation(base: TrainConfig, grid: dict[str, list], *, seeds: list[int], 
             train(replace(config, max_steps=None), resume=resume,
                   trust_checkpoint=trust_checkpoint)
             scores = evaluate_run(config.out, num_clips=num_clips, num_crops=num_crops,
-                                  trust_checkpoint=trust_checkpoint)
+                                  trust_checkpoint=trust_checkpoint, checkpoint=checkpoint)
             row = {"run": name, **combination, "seed": seed, "top1": scores["top1"],
                    "top5": scores["top5"], "videos": scores["videos"]}
             with open(result_path + ".tmp", "w", encoding="utf-8") as handle:
