@@ -13,7 +13,8 @@ from dvt_prep.errors import InputError
 from dvt_prep.extract import DEFAULT_CUES, PrepSettings, check_flow_device_here
 from dvt_prep.inputs import collect_inputs
 from dvt_prep.parallel import prep_parallel
-from dvt_prep.store import consolidate
+from dvt_prep.store import consolidate, delete_store
+from dvt_prep.store_format import RGB_CODECS
 
 
 def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -35,8 +36,10 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--fps", default=None, type=float, help="Constant frame rate (default: source).")
 @click.option("--cue-grid", default=4, show_default=True, type=click.Choice([str(g) for g in CUE_GRIDS]),
               help="Cell size in pixels over which rgbr, rgbd and tvl1 are averaged.")
-@click.option("--rgb-codec", default="jpeg", show_default=True,
-              type=click.Choice(["jpeg", "lossless"]), help="How rgb frames are stored.")
+@click.option("--rgb-codec", default=None, type=click.Choice(RGB_CODECS),
+              help="How rgb frames are stored: h264 (the canonical stream itself; rgbr and "
+                   "rgbd are then computed when read; the default), jpeg (q95, the default "
+                   "with --no-reencode) or lossless.")
 @click.option("--gop", default=16, show_default=True, type=int, help="I-frame interval.")
 @click.option("--crf", default=23, show_default=True, type=int, help="x264 quality.")
 @click.option("--preset", default="superfast", show_default=True, help="x264 preset.")
@@ -59,6 +62,8 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--max-frames", type=int, help="Fail videos with more frames than this.")
 @click.option("--time-limit", type=float, help="Fail a video that takes longer (seconds).")
 @click.option("--retry-failed", is_flag=True, help="Try videos that failed before again.")
+@click.option("--overwrite", is_flag=True,
+              help="Delete the store first and prep anew (for other settings than it has).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; print only the summary.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False),
@@ -69,7 +74,7 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          flow_device: str,
          root: str | None,
          max_pixels: int | None, max_frames: int | None, time_limit: float | None,
-         retry_failed: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
+         retry_failed: bool, overwrite: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists, Kinetics annotation
     CSVs with --root) into STORE."""
     try:
@@ -86,6 +91,8 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
     videos = collect_inputs(list(inputs), root=root)
     if not videos:
         raise InputError(f"no video files found in {', '.join(inputs)}; check the paths")
+    if overwrite:
+        delete_store(output)
 
     log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
     bar = tqdm(total=len(videos), unit="video", disable=quiet, dynamic_ncols=True)

@@ -62,6 +62,19 @@ def motion_compensate(previous: np.ndarray, displacement: np.ndarray) -> np.ndar
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+def difference(frame: np.ndarray, previous: np.ndarray, g: int) -> np.ndarray:
+    """`rgbd` of one frame: cell mean of frame t minus that of frame t-1 (both (H, W, 3)
+    uint8); (ceil(H/g), ceil(W/g), 3) float32."""
+    return cell_mean(frame, g) - cell_mean(previous, g)
+
+
+def residual(frame: np.ndarray, previous: np.ndarray, displacement: np.ndarray, g: int
+             ) -> np.ndarray:
+    """`rgbr` of one frame: cell mean of frame t minus that of its motion-compensated
+    prediction from frame t-1 (`motion_compensate`); (ceil(H/g), ceil(W/g), 3) float32."""
+    return cell_mean(frame, g) - cell_mean(motion_compensate(previous, displacement), g)
+
+
 def motion_displacement(displacement: np.ndarray, valid: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Per-16x16-patch motion displacement from the 4x4-grid field of one frame.

@@ -19,21 +19,27 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
+from collections import OrderedDict
 
 import numpy as np
 import zarr
 import zarr.errors
 from zarr.codecs import BytesCodec
 
+from dvt_prep import cues as C
 from dvt_prep.codecs import JpegCodec
 from dvt_prep.errors import StoreError
+from dvt_prep.motion_vectors import rasterize, reference_distances
+from dvt_prep.rgb_stream import NBYTES, OFFSET, SINCE_KEY, DecodedGop, EncodedFrames, \
+    decode_packets
 from dvt_prep.shard_read import ShardFile
-from dvt_prep.store_format import ARRAYS, compressor, from_disk, to_disk
+from dvt_prep.store_format import ARRAYS, RGB_CODECS, RGB_STREAM_ARRAYS, compressor, \
+    from_disk, to_disk
 
 LAYOUT = 1
 PARTS = "parts"
-RGB_CODECS = ("jpeg", "lossless")
 
 
 class StoreWriter:
@@ -43,7 +49,7 @@ class StoreWriter:
     (or use it as a context manager); videos become visible when their part is flushed.
     """
 
-    def __init__(self, path: str | os.PathLike, *, rgb_codec: str = "jpeg",
+    def __init__(self, path: str | os.PathLike, *, rgb_codec: str = "h264",
                  jpeg_quality: int = 95, part_frames: int = 512) -> None:
         if rgb_codec not in RGB_CODECS:
             raise StoreError(f"unknown rgb codec {rgb_codec!r}; use one of {', '.join(RGB_CODECS)}")
@@ -53,8 +59,10 @@ class StoreWriter:
         self._pending: list[tuple[str, dict[str, np.ndarray], dict]] = []
         self._pending_failures: dict[str, str] = {}
 
-    def add_video(self, video_id: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-        """Queue a finished video: arrays by name (section 3 shapes), JSON-able metadata."""
+    def add_video(self, video_id: str, arrays: dict[str, np.ndarray | EncodedFrames],
+                  meta: dict) -> None:
+        """Queue a finished video: arrays by name (section 3 shapes; `rgb` may be its
+        EncodedFrames), JSON-able metadata."""
         lengths = {name: len(array) for name, array in arrays.items()}
         if len(set(lengths.values())) != 1:
             raise ValueError(f"{video_id}: arrays differ in frame count: {lengths}")
@@ -99,24 +107,38 @@ class StoreWriter:
                 entries[video_id] = {**meta, "offset": offset, "num_frames": frames}
                 offset += frames
             if videos:
-                for array_name in videos[0][1]:
-                    data = np.concatenate([arrays[array_name] for _, arrays, _ in videos])
-                    self._write_array(group, array_name, data)
+                for array_name, first in videos[0][1].items():
+                    values = [arrays[array_name] for _, arrays, _ in videos]
+                    if isinstance(first, EncodedFrames):
+                        self._write_stream(group, values)
+                    else:
+                        self._write_array(group, array_name, np.concatenate(values))
             group.attrs.update({"videos": entries, "failures": failures})  # the commit
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write the store ({exc.strerror or exc}); "
                              "check free space and permissions") from None
 
-    def _write_array(self, group: zarr.Group, name: str, data: np.ndarray) -> None:
+    def _write_stream(self, group: zarr.Group, videos: list[EncodedFrames]) -> None:
+        """The videos' H.264 streams back to back, and their packet tables with offsets into
+        the part's bytes."""
+        starts = np.cumsum([0] + [len(v.data) for v in videos[:-1]])
+        packets = np.concatenate([v.packets + [start, 0, 0]
+                                  for v, start in zip(videos, starts, strict=True)])
+        data = np.frombuffer(b"".join(v.data for v in videos), np.uint8)
+        self._write_array(group, RGB_STREAM_ARRAYS[0], data, level=0)
+        self._write_array(group, RGB_STREAM_ARRAYS[1], packets)
+
+    def _write_array(self, group: zarr.Group, name: str, data: np.ndarray,
+                     level: int = 5) -> None:
         spec = ARRAYS[name]
         data = to_disk(name, data)
-        per_chunk = min(spec.frames_per_chunk, len(data))
+        per_chunk = max(1, min(spec.frames_per_chunk, len(data)))
         chunks = (per_chunk, *data.shape[1:])
-        shards = (-(-len(data) // per_chunk) * per_chunk, *data.shape[1:])
+        shards = (max(1, -(-len(data) // per_chunk)) * per_chunk, *data.shape[1:])
         if name == "rgb" and self.rgb_codec == "jpeg":
             serializer, compressors = JpegCodec(quality=self.jpeg_quality), None
         else:
-            serializer, compressors = BytesCodec(), compressor(spec.disk_dtype)
+            serializer, compressors = BytesCodec(), compressor(spec.disk_dtype, level)
         array = group.create_array(name, shape=data.shape, dtype=spec.disk_dtype, chunks=chunks,
                                    shards=shards, serializer=serializer, compressors=compressors,
                                    fill_value=0)
@@ -131,6 +153,7 @@ class Store:
         self._root = _open_root(self.path, create=False)
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
         self._shard_files: dict[tuple[str, str], ShardFile | None] = {}
+        self._gops: OrderedDict[tuple[str, int], DecodedGop] = OrderedDict()  # newest last
         self.refresh()
 
     def refresh(self) -> None:
@@ -198,6 +221,8 @@ class Store:
         """Frames [start, stop) of one cue, in the dtype and shape of SPEC section 3."""
         part, entry = self._cue_part(video_id, cue)
         first, last, _ = slice(start, stop).indices(entry["num_frames"])
+        if _from_stream(entry, cue):
+            return self._stream_cue(part, entry, cue, list(range(first, max(first, last))))
         offset = entry["offset"]
         return from_disk(cue, self._rows(part, cue, offset + first, offset + max(first, last)))
 
@@ -207,6 +232,8 @@ class Store:
         if frames and (min(frames) < 0 or max(frames) >= entry["num_frames"]):
             raise StoreError(f"{self.path}: frames {min(frames)}..{max(frames)} are outside "
                              f"video {video_id!r} ({entry['num_frames']} frames)")
+        if _from_stream(entry, cue):
+            return self._stream_cue(part, entry, cue, list(frames))
         offset = entry["offset"]
         if not frames:
             return from_disk(cue, self._rows(part, cue, offset, offset))
@@ -220,16 +247,81 @@ class Store:
                                               for f in frames]))
 
     def nbytes(self) -> dict[str, int]:
-        """Bytes on disk per array name, summed over parts (local stores only)."""
+        """Bytes on disk per array name, summed over parts (local stores only); the H.264
+        stream and its packet table count as `rgb`."""
         totals: dict[str, int] = {}
         parts_dir = os.path.join(self.path, PARTS)
         for part in os.listdir(parts_dir) if os.path.isdir(parts_dir) else []:
             for array_name in ARRAYS:
                 folder = os.path.join(parts_dir, part, array_name)
+                name = "rgb" if array_name in RGB_STREAM_ARRAYS else array_name
                 for dirpath, _, files in os.walk(folder):
-                    totals[array_name] = totals.get(array_name, 0) + sum(
-                        os.path.getsize(os.path.join(dirpath, f)) for f in files)
+                    if files:
+                        totals[name] = totals.get(name, 0) + sum(
+                            os.path.getsize(os.path.join(dirpath, f)) for f in files)
         return totals
+
+    def _stream_cue(self, part: str, entry: dict, cue: str, frames: list[int]) -> np.ndarray:
+        """rgb decoded from the stored stream, or rgbr / rgbd computed from it, at `frames`
+        (sorted, in range): (len(frames), ...) in SPEC section 3's dtype."""
+        height, width = entry["stored_size"][1], entry["stored_size"][0]
+        if cue == "rgb":
+            if not frames:
+                return np.zeros((0, height, width, 3), np.uint8)
+            decoded = self._decoded(part, entry, frames[0], frames[-1] + 1)
+            return np.stack([decoded(t)[0] for t in frames])
+        g = entry["cue_grid"]
+        out = np.zeros((len(frames), -(-height // g), -(-width // g), 3), np.float32)
+        wanted = [(k, t) for k, t in enumerate(frames) if t > 0]  # frame 0: zeros
+        if not wanted:
+            return out
+        decoded = self._decoded(part, entry, wanted[0][1] - 1, frames[-1] + 1)
+        for k, t in wanted:
+            frame, vectors, distance = decoded(t)
+            previous = decoded(t - 1)[0]
+            if cue == "rgbd":
+                out[k] = C.difference(frame, previous, g)
+            else:
+                displacement, _ = rasterize(vectors, height, width, past_distance=distance)
+                out[k] = C.residual(frame, previous, displacement, g)
+        return out
+
+    def _decoded(self, part: str, entry: dict, start: int, stop: int):
+        """Decode frames [start, stop) of a video from its stream (from the key frame before
+        `start`, one GOP at a time, the last few GOPs kept); returns frame t -> (rgb,
+        motion vectors or None, past reference distance)."""
+        offset = entry["offset"]
+        rows = self._rows(part, RGB_STREAM_ARRAYS[1], offset + start, offset + stop)
+        key_frames = [start - int(rows[0, SINCE_KEY])] + \
+            [start + i for i in np.flatnonzero(rows[:, SINCE_KEY] == 0) if i > 0]
+        with_vectors = "rgbr" in entry.get("computed", ())
+        gops = []
+        for index, key in enumerate(key_frames):
+            end = key_frames[index + 1] if index + 1 < len(key_frames) else stop
+            cached = self._gops.get((part, offset + key))
+            if cached is None or cached.start + len(cached.frames) < end:
+                cached = self._decode_gop(part, offset, key, end, with_vectors)
+                self._gops[(part, offset + key)] = cached
+                while len(self._gops) > 4:
+                    self._gops.popitem(last=False)
+            self._gops.move_to_end((part, offset + key))
+            gops.append(cached)
+
+        def frame(t: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+            gop = next(g for g in reversed(gops) if g.start <= t)
+            i = t - gop.start
+            vectors = gop.vectors[i] if gop.vectors is not None else None
+            return gop.frames[i], vectors, reference_distances(gop.types[: i + 1])[i][0]
+        return frame
+
+    def _decode_gop(self, part: str, offset: int, key: int, end: int, with_vectors: bool
+                    ) -> DecodedGop:
+        rows = self._rows(part, RGB_STREAM_ARRAYS[1], offset + key, offset + end)
+        first = int(rows[0, OFFSET])
+        data = self._rows(part, RGB_STREAM_ARRAYS[0], first,
+                          int(rows[-1, OFFSET] + rows[-1, NBYTES])).tobytes()
+        packets = [data[o - first: o - first + n] for o, n, _ in rows.tolist()]
+        return decode_packets(packets, key, motion_vectors=with_vectors)
 
     def _entry(self, video_id: str) -> tuple[str, dict]:
         try:
@@ -267,7 +359,13 @@ class Store:
 
 INDEX = "index.json"
 _SUMMARY = "summary_only"
-_SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset")
+_SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset", "rgb_codec", "computed",
+                 "cue_grid", "source_bytes")
+
+
+def _from_stream(entry: dict, cue: str) -> bool:
+    """The cue is decoded or computed from the video's stored H.264 stream."""
+    return entry.get("rgb_codec") == "h264" and (cue == "rgb" or cue in entry.get("computed", ()))
 
 
 def _part_names(path: str, parts: zarr.Group | None) -> list[str]:
@@ -329,7 +427,7 @@ def _part_attributes(parts: zarr.Group, name: str) -> dict | None:
     return attrs if isinstance(attrs.get("videos"), dict) else None
 
 
-def _open_root(path: str, *, create: bool) -> zarr.Group:
+def _open_root(path: str, *, create: bool, settings: dict | None = None) -> zarr.Group:
     from dvt_prep import __version__
 
     if not create and not os.path.exists(path) and "://" not in path:
@@ -344,7 +442,8 @@ def _open_root(path: str, *, create: bool) -> zarr.Group:
             if "dvt_store" not in root.attrs:
                 if any(True for _ in root.keys()):
                     raise StoreError(f"{path}: exists and is not a dvt store; choose another -o")
-                root.attrs["dvt_store"] = {"layout": LAYOUT, "created_by": f"dvt {__version__}"}
+                root.attrs["dvt_store"] = {"layout": LAYOUT, "created_by": f"dvt {__version__}",
+                                           **({SETTINGS: settings} if settings else {})}
         else:
             root = zarr.open_group(path, mode="r")
     except (StoreError, zarr.errors.ContainsGroupError):
@@ -362,8 +461,9 @@ def _open_root(path: str, *, create: bool) -> zarr.Group:
     return root
 
 
-def create_store(path: str | os.PathLike) -> zarr.Group:
-    """Create the store's root and parts groups if needed; returns the root group.
+def create_store(path: str | os.PathLike, settings: dict | None = None) -> zarr.Group:
+    """Create the store's root and parts groups if needed, recording `settings` (a
+    `PrepSettings.record()`) in a new store; returns the root group.
 
     Call it once before starting parallel writers: zarr's group creation is not safe against
     another process creating the same group at the same moment.
@@ -371,13 +471,71 @@ def create_store(path: str | os.PathLike) -> zarr.Group:
     path = os.fspath(path)
     for attempt in range(5):
         try:
-            root = _open_root(path, create=True)
+            root = _open_root(path, create=True, settings=settings)
             if PARTS not in root:
                 root.create_group(PARTS)
             return root
         except zarr.errors.ContainsGroupError:  # another process won the race: open theirs
             time.sleep(0.05 * (attempt + 1))
     return _open_root(path, create=False)
+
+
+SETTINGS = "settings"
+
+
+def recorded_settings(path: str | os.PathLike) -> dict | None:
+    """The settings a store was made with: its record, or for a store written before stores
+    recorded them, what its newest video's metadata says; None for a store without videos."""
+    path = os.fspath(path)
+    recorded = _open_root(path, create=False).attrs["dvt_store"].get(SETTINGS)
+    if recorded is not None:
+        return dict(recorded)
+    store = Store(path)
+    if not len(store):
+        return None
+    return _settings_of_meta(store.meta(store.video_ids[-1]))
+
+
+def _settings_of_meta(meta: dict) -> dict:
+    """What a video's metadata says of the settings (older stores); unknown ones left out."""
+    encode = meta.get("encode", {})
+    canonical = encode.get("mode") == "canonical"
+    out = {"encode_mode": encode.get("mode"),
+           **{k: encode.get(k) if canonical else None
+              for k in ("size", "fps", "gop", "crf", "preset")},
+           "cue_grid": meta.get("cue_grid"), "rgb_codec": meta.get("rgb_codec")}
+    if "flow_backend" in meta:
+        out["flow_backend"] = meta["flow_backend"]
+    return out
+
+
+def prepare_store(path: str | os.PathLike, settings: dict) -> None:
+    """Before a run writes anything: create the store recording `settings`, or check that an
+    existing store was made with the same ones. A difference raises a one-line StoreError
+    naming each setting, and leaves the store as it was."""
+    path = os.fspath(path)
+    exists = "://" in path or os.path.isfile(os.path.join(path, "zarr.json"))
+    if exists:
+        recorded = recorded_settings(path)
+        wanted = json.loads(json.dumps(settings))
+        differences = [f"{key} {recorded[key]!r} (this run: {value!r})"
+                       for key, value in wanted.items()
+                       if recorded is not None and key in recorded and recorded[key] != value]
+        if differences:
+            raise StoreError(f"{path} was prepped with {', '.join(differences)}; a store never "
+                             "mixes settings: prep into a new store (-o NEW.zarr), or pass "
+                             "--overwrite to delete this one and prep anew")
+    create_store(path, settings)
+
+
+def delete_store(path: str | os.PathLike) -> None:
+    """Delete a local dvt store (checked to be one first), for a run that re-preps it anew."""
+    path = os.fspath(path)
+    if "://" in path:
+        raise StoreError(f"{path}: --overwrite deletes local stores only; delete it yourself")
+    if os.path.exists(path):
+        _open_root(path, create=False)  # raises unless it is a dvt store
+        shutil.rmtree(path)
 
 
 def open_store(path: str | os.PathLike, mode: str = "r") -> Store:
