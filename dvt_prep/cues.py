@@ -72,7 +72,34 @@ def residual(frame: np.ndarray, previous: np.ndarray, displacement: np.ndarray, 
              ) -> np.ndarray:
     """`rgbr` of one frame: cell mean of frame t minus that of its motion-compensated
     prediction from frame t-1 (`motion_compensate`); (ceil(H/g), ceil(W/g), 3) float32."""
-    return cell_mean(frame, g) - cell_mean(motion_compensate(previous, displacement), g)
+    height, width = frame.shape[:2]
+    if height % max(g, GRID) or width % max(g, GRID):  # cells cut by the border
+        return cell_mean(frame, g) - cell_mean(motion_compensate(previous, displacement), g)
+    return cell_mean(frame, g) - pooled_prediction(previous, displacement, g)
+
+
+def pooled_prediction(previous: np.ndarray, displacement: np.ndarray, g: int) -> np.ndarray:
+    """`cell_mean(motion_compensate(previous, displacement), g)` without the full-resolution
+    prediction, for H and W multiples of max(g, 4): (H/g, W/g, 3) float32.
+
+    Within a sub-cell of c = min(g, 4) pixels the displacement d is one vector, and bilinear
+    sampling is linear, so the sub-cell's mean prediction is the c x c box mean of `previous`
+    (with its border replicated, as the per-pixel sampling does) sampled bilinearly at the
+    sub-cell's corner + d. A border of c pixels is enough: beyond it the box means repeat.
+    """
+    c = min(g, GRID)
+    height, width = previous.shape[:2]
+    padded = cv2.copyMakeBorder(previous.astype(np.float32), c, c, c, c, cv2.BORDER_REPLICATE)
+    boxes = cv2.boxFilter(padded, -1, (c, c), anchor=(0, 0), normalize=True,
+                          borderType=cv2.BORDER_REPLICATE) if c > 1 else padded
+    per_cell = GRID // c
+    field = np.repeat(np.repeat(displacement, per_cell, 0), per_cell, 1)
+    field = field[: height // c, : width // c]
+    xs = np.arange(0, width, c, dtype=np.float32)[None, :] + (field[..., 0] + c)
+    ys = np.arange(0, height, c, dtype=np.float32)[:, None] + (field[..., 1] + c)
+    sampled = cv2.remap(boxes, xs, ys, interpolation=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+    return cell_mean(sampled, g // c)
 
 
 def motion_displacement(displacement: np.ndarray, valid: np.ndarray

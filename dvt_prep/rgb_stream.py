@@ -20,6 +20,7 @@ import numpy as np
 
 from dvt_prep.decode import frame_type, take_motion_vectors
 from dvt_prep.errors import StoreError
+from dvt_prep.motion_vectors import reference_distances
 
 OFFSET, NBYTES, SINCE_KEY = 0, 1, 2  # columns of the per-frame packet table
 
@@ -60,15 +61,25 @@ def split_stream(stream: bytes, frame_types: str, height: int, width: int) -> En
     return EncodedFrames(stream, packets, (len(sizes), height, width, 3))
 
 
-@dataclass
 class DecodedGop:
-    """Frames [start, start + len(frames)) of a video: (H, W, 3) uint8 each, their types, and
-    their motion vectors ((N, 10) int32 each) when decoded with them."""
+    """Frames [start, start + len(self)) of a video, decoded from a key frame: `rgb(i)` the
+    (H, W, 3) uint8 frame (converted on first use), `vectors[i]` its motion vectors ((N, 10)
+    int32; None when decoded without them), `past_distance[i]` its reference distance."""
 
-    start: int
-    frames: list[np.ndarray]
-    types: str
-    vectors: list[np.ndarray] | None
+    def __init__(self, start: int, frames: list, vectors: list[np.ndarray] | None) -> None:
+        self.start, self.vectors = start, vectors
+        self._frames: list = frames
+        self._rgb: list[np.ndarray | None] = [None] * len(frames)
+        self.past_distance = [p for p, _ in reference_distances(
+            "".join(frame_type(f) for f in frames))]
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def rgb(self, i: int) -> np.ndarray:
+        if self._rgb[i] is None:
+            self._rgb[i] = self._frames[i].to_ndarray(format="rgb24")
+        return self._rgb[i]
 
 
 def decode_packets(packets: list[bytes], start: int, *, motion_vectors: bool) -> DecodedGop:
@@ -77,22 +88,17 @@ def decode_packets(packets: list[bytes], start: int, *, motion_vectors: bool) ->
     context.thread_type, context.thread_count = "SLICE", 1
     if motion_vectors:
         context.options = {"flags2": "+export_mvs"}
-    frames, types, vectors = [], [], []
     try:
         decoded = [f for data in packets for f in context.decode(av.Packet(data))]
         decoded += context.decode(None)
     except av.FFmpegError as exc:
         raise StoreError(f"corrupt rgb stream in the store ({exc}); prep the video again") \
             from None
-    for frame in decoded:
-        frames.append(frame.to_ndarray(format="rgb24"))
-        types.append(frame_type(frame))
-        if motion_vectors:
-            vectors.append(take_motion_vectors(frame))
-    if len(frames) != len(packets):
-        raise StoreError(f"the stored rgb stream gave {len(frames)} frames for {len(packets)}; "
-                         "prep the video again")
-    return DecodedGop(start, frames, "".join(types), vectors if motion_vectors else None)
+    if len(decoded) != len(packets):
+        raise StoreError(f"the stored rgb stream gave {len(decoded)} frames for "
+                         f"{len(packets)}; prep the video again")
+    vectors = [take_motion_vectors(frame) for frame in decoded] if motion_vectors else None
+    return DecodedGop(start, decoded, vectors)
 
 
 __all__ = ["DecodedGop", "EncodedFrames", "decode_packets", "split_stream"]

@@ -31,7 +31,7 @@ from zarr.codecs import BytesCodec
 from dvt_prep import cues as C
 from dvt_prep.codecs import JpegCodec
 from dvt_prep.errors import StoreError
-from dvt_prep.motion_vectors import rasterize, reference_distances
+from dvt_prep.motion_vectors import rasterize
 from dvt_prep.rgb_stream import NBYTES, OFFSET, SINCE_KEY, DecodedGop, EncodedFrames, \
     decode_packets
 from dvt_prep.shard_read import ShardFile
@@ -299,7 +299,7 @@ class Store:
         for index, key in enumerate(key_frames):
             end = key_frames[index + 1] if index + 1 < len(key_frames) else stop
             cached = self._gops.get((part, offset + key))
-            if cached is None or cached.start + len(cached.frames) < end:
+            if cached is None or cached.start + len(cached) < end:
                 cached = self._decode_gop(part, offset, key, end, with_vectors)
                 self._gops[(part, offset + key)] = cached
                 while len(self._gops) > 4:
@@ -311,7 +311,7 @@ class Store:
             gop = next(g for g in reversed(gops) if g.start <= t)
             i = t - gop.start
             vectors = gop.vectors[i] if gop.vectors is not None else None
-            return gop.frames[i], vectors, reference_distances(gop.types[: i + 1])[i][0]
+            return gop.rgb(i), vectors, gop.past_distance[i]
         return frame
 
     def _decode_gop(self, part: str, offset: int, key: int, end: int, with_vectors: bool
