@@ -62,43 +62,63 @@ def motion_compensate(previous: np.ndarray, displacement: np.ndarray) -> np.ndar
                      borderMode=cv2.BORDER_REPLICATE)
 
 
-def difference(frame: np.ndarray, previous: np.ndarray, g: int) -> np.ndarray:
+Cells = tuple[int, int, int, int]  # (y0, y1, x0, x1): a block of cells, in cells
+
+
+def difference(frame: np.ndarray, previous: np.ndarray, g: int, cells: Cells | None = None
+               ) -> np.ndarray:
     """`rgbd` of one frame: cell mean of frame t minus that of frame t-1 (both (H, W, 3)
-    uint8); (ceil(H/g), ceil(W/g), 3) float32."""
-    return cell_mean(frame, g) - cell_mean(previous, g)
+    uint8); (ceil(H/g), ceil(W/g), 3) float32, or only the block `cells` of it."""
+    y0, y1, x0, x1 = cells or (0, -(-frame.shape[0] // g), 0, -(-frame.shape[1] // g))
+    window = np.s_[y0 * g: y1 * g, x0 * g: x1 * g]
+    return cell_mean(frame[window], g) - cell_mean(previous[window], g)
 
 
-def residual(frame: np.ndarray, previous: np.ndarray, displacement: np.ndarray, g: int
-             ) -> np.ndarray:
+def residual(frame: np.ndarray, previous: np.ndarray, displacement: np.ndarray, g: int,
+             cells: Cells | None = None) -> np.ndarray:
     """`rgbr` of one frame: cell mean of frame t minus that of its motion-compensated
-    prediction from frame t-1 (`motion_compensate`); (ceil(H/g), ceil(W/g), 3) float32."""
+    prediction from frame t-1 (`motion_compensate`); (ceil(H/g), ceil(W/g), 3) float32, or
+    only the block `cells` of it."""
     height, width = frame.shape[:2]
+    y0, y1, x0, x1 = cells or (0, -(-height // g), 0, -(-width // g))
     if height % max(g, GRID) or width % max(g, GRID):  # cells cut by the border
-        return cell_mean(frame, g) - cell_mean(motion_compensate(previous, displacement), g)
-    return cell_mean(frame, g) - pooled_prediction(previous, displacement, g)
+        full = cell_mean(frame, g) - cell_mean(motion_compensate(previous, displacement), g)
+        return full[y0:y1, x0:x1]
+    pooled = cell_mean(frame[y0 * g: y1 * g, x0 * g: x1 * g], g)
+    return pooled - pooled_prediction(previous, displacement, g, (y0, y1, x0, x1))
 
 
-def pooled_prediction(previous: np.ndarray, displacement: np.ndarray, g: int) -> np.ndarray:
-    """`cell_mean(motion_compensate(previous, displacement), g)` without the full-resolution
-    prediction, for H and W multiples of max(g, 4): (H/g, W/g, 3) float32.
+def pooled_prediction(previous: np.ndarray, displacement: np.ndarray, g: int, cells: Cells
+                      ) -> np.ndarray:
+    """The block `cells` of `cell_mean(motion_compensate(previous, displacement), g)` without
+    the full-resolution prediction, for H and W multiples of max(g, 4): (y1-y0, x1-x0, 3).
 
     Within a sub-cell of c = min(g, 4) pixels the displacement d is one vector, and bilinear
     sampling is linear, so the sub-cell's mean prediction is the c x c box mean of `previous`
-    (with its border replicated, as the per-pixel sampling does) sampled bilinearly at the
-    sub-cell's corner + d. A border of c pixels is enough: beyond it the box means repeat.
+    (its border replicated, as the per-pixel sampling does) sampled bilinearly at the
+    sub-cell's corner + d. A border of c pixels is enough: beyond it the box means repeat. Box
+    means are taken only over the window that the samples reach.
     """
     c = min(g, GRID)
-    height, width = previous.shape[:2]
-    padded = cv2.copyMakeBorder(previous.astype(np.float32), c, c, c, c, cv2.BORDER_REPLICATE)
-    boxes = cv2.boxFilter(padded, -1, (c, c), anchor=(0, 0), normalize=True,
-                          borderType=cv2.BORDER_REPLICATE) if c > 1 else padded
+    y0, y1, x0, x1 = (v * (g // c) for v in cells)  # in sub-cells
     per_cell = GRID // c
-    field = np.repeat(np.repeat(displacement, per_cell, 0), per_cell, 1)
-    field = field[: height // c, : width // c]
-    xs = np.arange(0, width, c, dtype=np.float32)[None, :] + (field[..., 0] + c)
-    ys = np.arange(0, height, c, dtype=np.float32)[:, None] + (field[..., 1] + c)
-    sampled = cv2.remap(boxes, xs, ys, interpolation=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
+    field = np.repeat(np.repeat(displacement[y0 // per_cell: -(-y1 // per_cell),
+                                             x0 // per_cell: -(-x1 // per_cell)],
+                                per_cell, 0), per_cell, 1)
+    field = field[y0 % per_cell: y0 % per_cell + y1 - y0, x0 % per_cell: x0 % per_cell + x1 - x0]
+    # sample positions in the padded frame (c pixels of border on each side)
+    xs = np.arange(x0 * c, x1 * c, c, dtype=np.float32)[None, :] + (field[..., 0] + c)
+    ys = np.arange(y0 * c, y1 * c, c, dtype=np.float32)[:, None] + (field[..., 1] + c)
+    padded = cv2.copyMakeBorder(previous, c, c, c, c, cv2.BORDER_REPLICATE)
+    left = max(0, int(np.floor(xs.min())))
+    top = max(0, int(np.floor(ys.min())))
+    right = min(padded.shape[1], int(np.floor(xs.max())) + c + 2)
+    bottom = min(padded.shape[0], int(np.floor(ys.max())) + c + 2)
+    window = padded[top:bottom, left:right].astype(np.float32)
+    boxes = cv2.boxFilter(window, -1, (c, c), anchor=(0, 0), normalize=True,
+                          borderType=cv2.BORDER_REPLICATE) if c > 1 else window
+    sampled = cv2.remap(boxes, xs - np.float32(left), ys - np.float32(top),
+                        interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cell_mean(sampled, g // c)
 
 

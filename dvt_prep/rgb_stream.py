@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from dvt_prep.decode import frame_type, take_motion_vectors
 from dvt_prep.errors import StoreError
@@ -66,8 +67,9 @@ class DecodedGop:
     (H, W, 3) uint8 frame (converted on first use), `vectors[i]` its motion vectors ((N, 10)
     int32; None when decoded without them), `past_distance[i]` its reference distance."""
 
-    def __init__(self, start: int, frames: list, vectors: list[np.ndarray] | None) -> None:
-        self.start, self.vectors = start, vectors
+    def __init__(self, start: int, frames: list, vectors: list[np.ndarray] | None,
+                 reformatter: VideoReformatter) -> None:
+        self.start, self.vectors, self._reformatter = start, vectors, reformatter
         self._frames: list = frames
         self._rgb: list[np.ndarray | None] = [None] * len(frames)
         self.past_distance = [p for p, _ in reference_distances(
@@ -78,27 +80,43 @@ class DecodedGop:
 
     def rgb(self, i: int) -> np.ndarray:
         if self._rgb[i] is None:
-            self._rgb[i] = self._frames[i].to_ndarray(format="rgb24")
+            # = frame.to_ndarray(format="rgb24"), bit for bit; a kept reformatter saves
+            # setting up swscale for every frame
+            self._rgb[i] = self._reformatter.reformat(self._frames[i], format="rgb24").to_ndarray()
         return self._rgb[i]
 
 
-def decode_packets(packets: list[bytes], start: int, *, motion_vectors: bool) -> DecodedGop:
-    """Decode access units that begin at a key frame (frame `start` of the video)."""
-    context = av.CodecContext.create("h264", "r")
-    context.thread_type, context.thread_count = "SLICE", 1
-    if motion_vectors:
-        context.options = {"flags2": "+export_mvs"}
+class Decoder:
+    """An H.264 decoder for `decode_packets`: one thread, motion vectors exported, and the
+    RGB converter. One decoder serves any number of GOPs (each starts with an IDR frame, which
+    resets it), and reusing it keeps FFmpeg's frame buffers warm."""
+
+    def __init__(self) -> None:
+        self.context = av.CodecContext.create("h264", "r")
+        self.context.thread_type, self.context.thread_count = "SLICE", 1
+        self.context.options = {"flags2": "+export_mvs"}
+        self.reformatter = VideoReformatter()
+
+
+def decode_packets(decoder: Decoder, packets: list[bytes], start: int, *,
+                   motion_vectors: bool) -> DecodedGop:
+    """Decode access units that begin at a key frame (frame `start` of the video); the
+    decoder is left ready for the next GOP."""
+    context = decoder.context
     try:
         decoded = [f for data in packets for f in context.decode(av.Packet(data))]
-        decoded += context.decode(None)
+        if len(decoded) < len(packets):  # frames held back: drain, then reset
+            decoded += context.decode(None)
+            context.flush_buffers()
     except av.FFmpegError as exc:
+        context.flush_buffers()
         raise StoreError(f"corrupt rgb stream in the store ({exc}); prep the video again") \
             from None
     if len(decoded) != len(packets):
         raise StoreError(f"the stored rgb stream gave {len(decoded)} frames for "
                          f"{len(packets)}; prep the video again")
     vectors = [take_motion_vectors(frame) for frame in decoded] if motion_vectors else None
-    return DecodedGop(start, decoded, vectors)
+    return DecodedGop(start, decoded, vectors, decoder.reformatter)
 
 
-__all__ = ["DecodedGop", "EncodedFrames", "decode_packets", "split_stream"]
+__all__ = ["DecodedGop", "EncodedFrames", "Decoder", "decode_packets", "split_stream"]

@@ -31,15 +31,16 @@ from zarr.codecs import BytesCodec
 from dvt_prep import cues as C
 from dvt_prep.codecs import JpegCodec
 from dvt_prep.errors import StoreError
-from dvt_prep.motion_vectors import rasterize
+from dvt_prep.motion_vectors import DST_X, DST_Y, H, W, rasterize
 from dvt_prep.rgb_stream import NBYTES, OFFSET, SINCE_KEY, DecodedGop, EncodedFrames, \
-    decode_packets
+    Decoder, decode_packets
 from dvt_prep.shard_read import ShardFile
 from dvt_prep.store_format import ARRAYS, RGB_CODECS, RGB_STREAM_ARRAYS, compressor, \
     from_disk, to_disk
 
 LAYOUT = 1
 PARTS = "parts"
+Box = tuple[int, int, int, int]  # (y0, y1, x0, x1) in stored pixels
 
 
 class StoreWriter:
@@ -154,6 +155,7 @@ class Store:
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
         self._shard_files: dict[tuple[str, str], ShardFile | None] = {}
         self._gops: OrderedDict[tuple[str, int], DecodedGop] = OrderedDict()  # newest last
+        self._decoder: Decoder | None = None  # made on the first H.264 read
         self.refresh()
 
     def refresh(self) -> None:
@@ -216,24 +218,31 @@ class Store:
         """Names of the arrays stored for a video (cues and their validity arrays)."""
         return list(self._entry(video_id)[1]["arrays"])
 
-    def read(self, video_id: str, cue: str, start: int | None = None, stop: int | None = None
-             ) -> np.ndarray:
-        """Frames [start, stop) of one cue, in the dtype and shape of SPEC section 3."""
+    def read(self, video_id: str, cue: str, start: int | None = None, stop: int | None = None,
+             *, box: Box | None = None) -> np.ndarray:
+        """Frames [start, stop) of one cue, in the dtype and shape of SPEC section 3.
+
+        box: (y0, y1, x0, x1) stored pixels that the caller will use. A cue computed at read
+        time (rgbr, rgbd from an H.264 store) is then computed only in the cells that reach
+        within one cell of it, and zero elsewhere; stored cues come whole.
+        """
         part, entry = self._cue_part(video_id, cue)
         first, last, _ = slice(start, stop).indices(entry["num_frames"])
         if _from_stream(entry, cue):
-            return self._stream_cue(part, entry, cue, list(range(first, max(first, last))))
+            return self._stream_cue(part, entry, cue, list(range(first, max(first, last))), box)
         offset = entry["offset"]
         return from_disk(cue, self._rows(part, cue, offset + first, offset + max(first, last)))
 
-    def read_frames(self, video_id: str, cue: str, frames: list[int]) -> np.ndarray:
-        """The given frames (sorted, in range) of one cue in one read: (len(frames), ...)."""
+    def read_frames(self, video_id: str, cue: str, frames: list[int], *,
+                    box: Box | None = None) -> np.ndarray:
+        """The given frames (sorted, in range) of one cue in one read: (len(frames), ...).
+        box: as in `read`."""
         part, entry = self._cue_part(video_id, cue)
         if frames and (min(frames) < 0 or max(frames) >= entry["num_frames"]):
             raise StoreError(f"{self.path}: frames {min(frames)}..{max(frames)} are outside "
                              f"video {video_id!r} ({entry['num_frames']} frames)")
         if _from_stream(entry, cue):
-            return self._stream_cue(part, entry, cue, list(frames))
+            return self._stream_cue(part, entry, cue, list(frames), box)
         offset = entry["offset"]
         if not frames:
             return from_disk(cue, self._rows(part, cue, offset, offset))
@@ -261,9 +270,11 @@ class Store:
                             os.path.getsize(os.path.join(dirpath, f)) for f in files)
         return totals
 
-    def _stream_cue(self, part: str, entry: dict, cue: str, frames: list[int]) -> np.ndarray:
-        """rgb decoded from the stored stream, or rgbr / rgbd computed from it, at `frames`
-        (sorted, in range): (len(frames), ...) in SPEC section 3's dtype."""
+    def _stream_cue(self, part: str, entry: dict, cue: str, frames: list[int],
+                    box: Box | None) -> np.ndarray:
+        """rgb decoded from the stored stream, or rgbr / rgbd computed from it (in the cells
+        near `box` only), at `frames` (sorted, in range): (len(frames), ...) in SPEC section
+        3's dtype."""
         height, width = entry["stored_size"][1], entry["stored_size"][0]
         if cue == "rgb":
             if not frames:
@@ -271,19 +282,25 @@ class Store:
             decoded = self._decoded(part, entry, frames[0], frames[-1] + 1)
             return np.stack([decoded(t)[0] for t in frames])
         g = entry["cue_grid"]
-        out = np.zeros((len(frames), -(-height // g), -(-width // g), 3), np.float32)
+        cells_h, cells_w = -(-height // g), -(-width // g)
+        out = np.zeros((len(frames), cells_h, cells_w, 3), np.float32)
         wanted = [(k, t) for k, t in enumerate(frames) if t > 0]  # frame 0: zeros
         if not wanted:
             return out
+        y0, y1, x0, x1 = (0, height, 0, width) if box is None else box
+        cells = (max(0, y0 // g - 1), min(cells_h, -(-y1 // g) + 1),
+                 max(0, x0 // g - 1), min(cells_w, -(-x1 // g) + 1))
+        window = np.s_[cells[0]:cells[1], cells[2]:cells[3]]
         decoded = self._decoded(part, entry, wanted[0][1] - 1, frames[-1] + 1)
         for k, t in wanted:
             frame, vectors, distance = decoded(t)
             previous = decoded(t - 1)[0]
             if cue == "rgbd":
-                out[k] = C.difference(frame, previous, g)
+                out[k][window] = C.difference(frame, previous, g, cells)
             else:
+                vectors = _vectors_over(vectors, [c * g for c in cells])
                 displacement, _ = rasterize(vectors, height, width, past_distance=distance)
-                out[k] = C.residual(frame, previous, displacement, g)
+                out[k][window] = C.residual(frame, previous, displacement, g, cells)
         return out
 
     def _decoded(self, part: str, entry: dict, start: int, stop: int):
@@ -321,7 +338,9 @@ class Store:
         data = self._rows(part, RGB_STREAM_ARRAYS[0], first,
                           int(rows[-1, OFFSET] + rows[-1, NBYTES])).tobytes()
         packets = [data[o - first: o - first + n] for o, n, _ in rows.tolist()]
-        return decode_packets(packets, key, motion_vectors=with_vectors)
+        if self._decoder is None:
+            self._decoder = Decoder()
+        return decode_packets(self._decoder, packets, key, motion_vectors=with_vectors)
 
     def _entry(self, video_id: str) -> tuple[str, dict]:
         try:
@@ -361,6 +380,17 @@ INDEX = "index.json"
 _SUMMARY = "summary_only"
 _SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset", "rgb_codec", "computed",
                  "cue_grid", "source_bytes")
+
+
+def _vectors_over(vectors: np.ndarray, pixels: list[int]) -> np.ndarray:
+    """The motion vectors whose blocks overlap the pixels (y0, y1, x0, x1): all that
+    `rasterize` needs for the displacement there."""
+    y0, y1, x0, x1 = pixels
+    left = vectors[:, DST_X] - vectors[:, W] // 2
+    top = vectors[:, DST_Y] - vectors[:, H] // 2
+    keep = (left < x1) & (left + vectors[:, W] > x0) & (top < y1) & \
+        (top + vectors[:, H] > y0)
+    return vectors[keep]
 
 
 def _from_stream(entry: dict, cue: str) -> bool:
