@@ -31,7 +31,7 @@ from zarr.codecs import BytesCodec
 from dvt_prep import cues as C
 from dvt_prep.codecs import JpegCodec
 from dvt_prep.errors import StoreError
-from dvt_prep.motion_vectors import DST_X, DST_Y, H, W, rasterize
+from dvt_prep.motion_vectors import DST_X, DST_Y, GRID, H, W, rasterize
 from dvt_prep.rgb_stream import NBYTES, OFFSET, SINCE_KEY, DecodedGop, EncodedFrames, \
     Decoder, decode_packets
 from dvt_prep.shard_read import ShardFile
@@ -298,10 +298,25 @@ class Store:
             if cue == "rgbd":
                 out[k][window] = C.difference(frame, previous, g, cells)
             else:
-                vectors = _vectors_over(vectors, [c * g for c in cells])
-                displacement, _ = rasterize(vectors, height, width, past_distance=distance)
-                out[k][window] = C.residual(frame, previous, displacement, g, cells)
+                out[k][window] = self._residual(frame, previous, vectors, distance, g, cells)
         return out
+
+    @staticmethod
+    def _residual(frame: np.ndarray, previous: np.ndarray, vectors: np.ndarray,
+                  distance: int | None, g: int, cells: C.Cells) -> np.ndarray:
+        """`rgbr` over the block `cells`, with the displacement rasterised over that block
+        only (from the vectors that reach it, moved to its 4x4-aligned corner)."""
+        height, width = frame.shape[:2]
+        if height % max(g, GRID) or width % max(g, GRID):  # cells cut by the border
+            displacement, _ = rasterize(vectors, height, width, past_distance=distance)
+            return C.residual(frame, previous, displacement, g, cells)
+        y0, y1 = cells[0] * g // GRID * GRID, cells[1] * g
+        x0, x1 = cells[2] * g // GRID * GRID, cells[3] * g
+        vectors = _vectors_over(vectors, (y0, y1, x0, x1)).copy()
+        vectors[:, DST_X] -= x0
+        vectors[:, DST_Y] -= y0
+        displacement, _ = rasterize(vectors, y1 - y0, x1 - x0, past_distance=distance)
+        return C.residual(frame, previous, displacement, g, cells, (y0 // GRID, x0 // GRID))
 
     def _decoded(self, part: str, entry: dict, start: int, stop: int):
         """Decode frames [start, stop) of a video from its stream (from the key frame before
@@ -382,7 +397,7 @@ _SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset", "rgb_codec", "
                  "cue_grid", "source_bytes")
 
 
-def _vectors_over(vectors: np.ndarray, pixels: list[int]) -> np.ndarray:
+def _vectors_over(vectors: np.ndarray, pixels: tuple[int, int, int, int]) -> np.ndarray:
     """The motion vectors whose blocks overlap the pixels (y0, y1, x0, x1): all that
     `rasterize` needs for the displacement there."""
     y0, y1, x0, x1 = pixels
