@@ -8,7 +8,9 @@ of one process, with one torch thread as in a DataLoader worker. Sources are Kin
 seeking to the key frame before it and decoding on, of two contents: synthetic translating
 noise (300 frames; very cheap to decode) and real camera footage (mv-extractor's 720p test
 video from ../shared/data, 337 frames, scaled to 340x256). Then clips/s through a DataLoader
-with 1 and 2 workers.
+with 1 and 2 workers. Stores of each rgb codec (DVT_BENCH_CODECS, default
+h264,jpeg,lossless): with h264 (the default) rgb is decoded from the stored canonical stream and
+rgbr computed from it at read time; with jpeg and lossless both are read as stored.
 
 Run: `dvt bench data` or `python bench/bench_data.py`.
 """

@@ -13,17 +13,22 @@ of the frames and vectors, SPEC section 3) can be computed at read time instead 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from dvt_prep import cues as C
 from dvt_prep.decode import frame_type, take_motion_vectors
 from dvt_prep.errors import StoreError
-from dvt_prep.motion_vectors import reference_distances
+from dvt_prep.motion_vectors import DST_X, DST_Y, GRID, H, W, rasterize, reference_distances
+from dvt_prep.store_format import RGB_STREAM_ARRAYS
 
-OFFSET, NBYTES, SINCE_KEY = 0, 1, 2  # columns of the per-frame packet table
+BYTES, PACKETS = RGB_STREAM_ARRAYS  # a part's arrays: the streams, the packet table
+OFFSET, NBYTES, SINCE_KEY = 0, 1, 2  # columns of the packet table
 
 
 @dataclass(frozen=True)
@@ -119,4 +124,122 @@ def decode_packets(decoder: Decoder, packets: list[bytes], start: int, *,
     return DecodedGop(start, decoded, vectors, decoder.reformatter)
 
 
-__all__ = ["DecodedGop", "EncodedFrames", "Decoder", "decode_packets", "split_stream"]
+Box = tuple[int, int, int, int]  # (y0, y1, x0, x1) in stored pixels
+ReadRows = Callable[[str, str, int, int], np.ndarray]  # (part, array, start, stop) -> rows
+
+
+class StreamReader:
+    """rgb decoded from a store's H.264 streams, and rgbr / rgbd computed from them, for one
+    open store (one decoder, the last four GOPs kept).
+
+    read_rows(part, array name, start, stop): rows of a part's array as stored. Video entries
+    are the store's: offset and num_frames into the part, stored_size, cue_grid, computed.
+    """
+
+    def __init__(self, read_rows: ReadRows) -> None:
+        self._read_rows = read_rows
+        self._gops: OrderedDict[tuple[str, int], DecodedGop] = OrderedDict()  # newest last
+        self._decoder: Decoder | None = None  # made on the first read
+
+    def read(self, part: str, entry: dict, cue: str, frames: list[int],
+             box: Box | None = None) -> np.ndarray:
+        """rgb decoded from the stored stream, or rgbr / rgbd computed from it (in the cells
+        near `box` only), at `frames` (sorted, in range): (len(frames), ...) in SPEC section
+        3's dtype."""
+        height, width = entry["stored_size"][1], entry["stored_size"][0]
+        if cue == "rgb":
+            if not frames:
+                return np.zeros((0, height, width, 3), np.uint8)
+            decoded = self._decoded(part, entry, frames[0], frames[-1] + 1)
+            return np.stack([decoded(t)[0] for t in frames])
+        g = entry["cue_grid"]
+        cells_h, cells_w = -(-height // g), -(-width // g)
+        out = np.zeros((len(frames), cells_h, cells_w, 3), np.float32)
+        wanted = [(k, t) for k, t in enumerate(frames) if t > 0]  # frame 0: zeros
+        if not wanted:
+            return out
+        y0, y1, x0, x1 = (0, height, 0, width) if box is None else box
+        cells = (max(0, y0 // g - 1), min(cells_h, -(-y1 // g) + 1),
+                 max(0, x0 // g - 1), min(cells_w, -(-x1 // g) + 1))
+        window = np.s_[cells[0]:cells[1], cells[2]:cells[3]]
+        decoded = self._decoded(part, entry, wanted[0][1] - 1, frames[-1] + 1)
+        for k, t in wanted:
+            frame, vectors, distance = decoded(t)
+            previous = decoded(t - 1)[0]
+            if cue == "rgbd":
+                out[k][window] = C.difference(frame, previous, g, cells)
+            else:
+                out[k][window] = self._residual(frame, previous, vectors, distance, g, cells)
+        return out
+
+    @staticmethod
+    def _residual(frame: np.ndarray, previous: np.ndarray, vectors: np.ndarray,
+                  distance: int | None, g: int, cells: C.Cells) -> np.ndarray:
+        """`rgbr` over the block `cells`, with the displacement rasterised over that block
+        only (from the vectors that reach it, moved to its 4x4-aligned corner)."""
+        height, width = frame.shape[:2]
+        if height % max(g, GRID) or width % max(g, GRID):  # cells cut by the border
+            displacement, _ = rasterize(vectors, height, width, past_distance=distance)
+            return C.residual(frame, previous, displacement, g, cells)
+        y0, y1 = cells[0] * g // GRID * GRID, cells[1] * g
+        x0, x1 = cells[2] * g // GRID * GRID, cells[3] * g
+        vectors = _vectors_over(vectors, (y0, y1, x0, x1)).copy()
+        vectors[:, DST_X] -= x0
+        vectors[:, DST_Y] -= y0
+        displacement, _ = rasterize(vectors, y1 - y0, x1 - x0, past_distance=distance)
+        return C.residual(frame, previous, displacement, g, cells, (y0 // GRID, x0 // GRID))
+
+    def _decoded(self, part: str, entry: dict, start: int, stop: int):
+        """Decode frames [start, stop) of a video from its stream (from the key frame before
+        `start`, one GOP at a time, the last few GOPs kept); returns frame t -> (rgb,
+        motion vectors or None, past reference distance)."""
+        offset = entry["offset"]
+        rows = self._read_rows(part, PACKETS, offset + start, offset + stop)
+        key_frames = [start - int(rows[0, SINCE_KEY])] + \
+            [start + i for i in np.flatnonzero(rows[:, SINCE_KEY] == 0) if i > 0]
+        with_vectors = "rgbr" in entry.get("computed", ())
+        gops = []
+        for index, key in enumerate(key_frames):
+            end = key_frames[index + 1] if index + 1 < len(key_frames) else stop
+            cached = self._gops.get((part, offset + key))
+            if cached is None or cached.start + len(cached) < end:
+                cached = self._decode_gop(part, offset, key, end, with_vectors)
+                self._gops[(part, offset + key)] = cached
+                while len(self._gops) > 4:
+                    self._gops.popitem(last=False)
+            self._gops.move_to_end((part, offset + key))
+            gops.append(cached)
+
+        def frame(t: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+            gop = next(g for g in reversed(gops) if g.start <= t)
+            i = t - gop.start
+            vectors = gop.vectors[i] if gop.vectors is not None else None
+            return gop.rgb(i), vectors, gop.past_distance[i]
+        return frame
+
+    def _decode_gop(self, part: str, offset: int, key: int, end: int, with_vectors: bool
+                    ) -> DecodedGop:
+        rows = self._read_rows(part, PACKETS, offset + key, offset + end)
+        first = int(rows[0, OFFSET])
+        data = self._read_rows(part, BYTES, first,
+                          int(rows[-1, OFFSET] + rows[-1, NBYTES])).tobytes()
+        packets = [data[o - first: o - first + n] for o, n, _ in rows.tolist()]
+        if self._decoder is None:
+            self._decoder = Decoder()
+        return decode_packets(self._decoder, packets, key, motion_vectors=with_vectors)
+
+
+
+def _vectors_over(vectors: np.ndarray, pixels: tuple[int, int, int, int]) -> np.ndarray:
+    """The motion vectors whose blocks overlap the pixels (y0, y1, x0, x1): all that
+    `rasterize` needs for the displacement there."""
+    y0, y1, x0, x1 = pixels
+    left = vectors[:, DST_X] - vectors[:, W] // 2
+    top = vectors[:, DST_Y] - vectors[:, H] // 2
+    keep = (left < x1) & (left + vectors[:, W] > x0) & (top < y1) & \
+        (top + vectors[:, H] > y0)
+    return vectors[keep]
+
+
+__all__ = ["BYTES", "PACKETS", "DecodedGop", "Decoder", "EncodedFrames", "StreamReader",
+           "decode_packets", "split_stream"]

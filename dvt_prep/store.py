@@ -21,26 +21,27 @@ import os
 import secrets
 import shutil
 import time
-from collections import OrderedDict
 
 import numpy as np
 import zarr
 import zarr.errors
 from zarr.codecs import BytesCodec
 
-from dvt_prep import cues as C
 from dvt_prep.codecs import JpegCodec
 from dvt_prep.errors import StoreError
-from dvt_prep.motion_vectors import DST_X, DST_Y, GRID, H, W, rasterize
-from dvt_prep.rgb_stream import NBYTES, OFFSET, SINCE_KEY, DecodedGop, EncodedFrames, \
-    Decoder, decode_packets
+from dvt_prep.rgb_stream import Box, EncodedFrames, StreamReader
 from dvt_prep.shard_read import ShardFile
-from dvt_prep.store_format import ARRAYS, RGB_CODECS, RGB_STREAM_ARRAYS, compressor, \
-    from_disk, to_disk
+from dvt_prep.store_format import (
+    ARRAYS,
+    RGB_CODECS,
+    RGB_STREAM_ARRAYS,
+    compressor,
+    from_disk,
+    to_disk,
+)
 
 LAYOUT = 1
 PARTS = "parts"
-Box = tuple[int, int, int, int]  # (y0, y1, x0, x1) in stored pixels
 
 
 class StoreWriter:
@@ -154,8 +155,7 @@ class Store:
         self._root = _open_root(self.path, create=False)
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
         self._shard_files: dict[tuple[str, str], ShardFile | None] = {}
-        self._gops: OrderedDict[tuple[str, int], DecodedGop] = OrderedDict()  # newest last
-        self._decoder: Decoder | None = None  # made on the first H.264 read
+        self._stream = StreamReader(self._rows)
         self.refresh()
 
     def refresh(self) -> None:
@@ -229,7 +229,7 @@ class Store:
         part, entry = self._cue_part(video_id, cue)
         first, last, _ = slice(start, stop).indices(entry["num_frames"])
         if _from_stream(entry, cue):
-            return self._stream_cue(part, entry, cue, list(range(first, max(first, last))), box)
+            return self._stream.read(part, entry, cue, list(range(first, max(first, last))), box)
         offset = entry["offset"]
         return from_disk(cue, self._rows(part, cue, offset + first, offset + max(first, last)))
 
@@ -242,7 +242,7 @@ class Store:
             raise StoreError(f"{self.path}: frames {min(frames)}..{max(frames)} are outside "
                              f"video {video_id!r} ({entry['num_frames']} frames)")
         if _from_stream(entry, cue):
-            return self._stream_cue(part, entry, cue, list(frames), box)
+            return self._stream.read(part, entry, cue, list(frames), box)
         offset = entry["offset"]
         if not frames:
             return from_disk(cue, self._rows(part, cue, offset, offset))
@@ -269,93 +269,6 @@ class Store:
                         totals[name] = totals.get(name, 0) + sum(
                             os.path.getsize(os.path.join(dirpath, f)) for f in files)
         return totals
-
-    def _stream_cue(self, part: str, entry: dict, cue: str, frames: list[int],
-                    box: Box | None) -> np.ndarray:
-        """rgb decoded from the stored stream, or rgbr / rgbd computed from it (in the cells
-        near `box` only), at `frames` (sorted, in range): (len(frames), ...) in SPEC section
-        3's dtype."""
-        height, width = entry["stored_size"][1], entry["stored_size"][0]
-        if cue == "rgb":
-            if not frames:
-                return np.zeros((0, height, width, 3), np.uint8)
-            decoded = self._decoded(part, entry, frames[0], frames[-1] + 1)
-            return np.stack([decoded(t)[0] for t in frames])
-        g = entry["cue_grid"]
-        cells_h, cells_w = -(-height // g), -(-width // g)
-        out = np.zeros((len(frames), cells_h, cells_w, 3), np.float32)
-        wanted = [(k, t) for k, t in enumerate(frames) if t > 0]  # frame 0: zeros
-        if not wanted:
-            return out
-        y0, y1, x0, x1 = (0, height, 0, width) if box is None else box
-        cells = (max(0, y0 // g - 1), min(cells_h, -(-y1 // g) + 1),
-                 max(0, x0 // g - 1), min(cells_w, -(-x1 // g) + 1))
-        window = np.s_[cells[0]:cells[1], cells[2]:cells[3]]
-        decoded = self._decoded(part, entry, wanted[0][1] - 1, frames[-1] + 1)
-        for k, t in wanted:
-            frame, vectors, distance = decoded(t)
-            previous = decoded(t - 1)[0]
-            if cue == "rgbd":
-                out[k][window] = C.difference(frame, previous, g, cells)
-            else:
-                out[k][window] = self._residual(frame, previous, vectors, distance, g, cells)
-        return out
-
-    @staticmethod
-    def _residual(frame: np.ndarray, previous: np.ndarray, vectors: np.ndarray,
-                  distance: int | None, g: int, cells: C.Cells) -> np.ndarray:
-        """`rgbr` over the block `cells`, with the displacement rasterised over that block
-        only (from the vectors that reach it, moved to its 4x4-aligned corner)."""
-        height, width = frame.shape[:2]
-        if height % max(g, GRID) or width % max(g, GRID):  # cells cut by the border
-            displacement, _ = rasterize(vectors, height, width, past_distance=distance)
-            return C.residual(frame, previous, displacement, g, cells)
-        y0, y1 = cells[0] * g // GRID * GRID, cells[1] * g
-        x0, x1 = cells[2] * g // GRID * GRID, cells[3] * g
-        vectors = _vectors_over(vectors, (y0, y1, x0, x1)).copy()
-        vectors[:, DST_X] -= x0
-        vectors[:, DST_Y] -= y0
-        displacement, _ = rasterize(vectors, y1 - y0, x1 - x0, past_distance=distance)
-        return C.residual(frame, previous, displacement, g, cells, (y0 // GRID, x0 // GRID))
-
-    def _decoded(self, part: str, entry: dict, start: int, stop: int):
-        """Decode frames [start, stop) of a video from its stream (from the key frame before
-        `start`, one GOP at a time, the last few GOPs kept); returns frame t -> (rgb,
-        motion vectors or None, past reference distance)."""
-        offset = entry["offset"]
-        rows = self._rows(part, RGB_STREAM_ARRAYS[1], offset + start, offset + stop)
-        key_frames = [start - int(rows[0, SINCE_KEY])] + \
-            [start + i for i in np.flatnonzero(rows[:, SINCE_KEY] == 0) if i > 0]
-        with_vectors = "rgbr" in entry.get("computed", ())
-        gops = []
-        for index, key in enumerate(key_frames):
-            end = key_frames[index + 1] if index + 1 < len(key_frames) else stop
-            cached = self._gops.get((part, offset + key))
-            if cached is None or cached.start + len(cached) < end:
-                cached = self._decode_gop(part, offset, key, end, with_vectors)
-                self._gops[(part, offset + key)] = cached
-                while len(self._gops) > 4:
-                    self._gops.popitem(last=False)
-            self._gops.move_to_end((part, offset + key))
-            gops.append(cached)
-
-        def frame(t: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
-            gop = next(g for g in reversed(gops) if g.start <= t)
-            i = t - gop.start
-            vectors = gop.vectors[i] if gop.vectors is not None else None
-            return gop.rgb(i), vectors, gop.past_distance[i]
-        return frame
-
-    def _decode_gop(self, part: str, offset: int, key: int, end: int, with_vectors: bool
-                    ) -> DecodedGop:
-        rows = self._rows(part, RGB_STREAM_ARRAYS[1], offset + key, offset + end)
-        first = int(rows[0, OFFSET])
-        data = self._rows(part, RGB_STREAM_ARRAYS[0], first,
-                          int(rows[-1, OFFSET] + rows[-1, NBYTES])).tobytes()
-        packets = [data[o - first: o - first + n] for o, n, _ in rows.tolist()]
-        if self._decoder is None:
-            self._decoder = Decoder()
-        return decode_packets(self._decoder, packets, key, motion_vectors=with_vectors)
 
     def _entry(self, video_id: str) -> tuple[str, dict]:
         try:
@@ -395,17 +308,6 @@ INDEX = "index.json"
 _SUMMARY = "summary_only"
 _SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset", "rgb_codec", "computed",
                  "cue_grid", "source_bytes")
-
-
-def _vectors_over(vectors: np.ndarray, pixels: tuple[int, int, int, int]) -> np.ndarray:
-    """The motion vectors whose blocks overlap the pixels (y0, y1, x0, x1): all that
-    `rasterize` needs for the displacement there."""
-    y0, y1, x0, x1 = pixels
-    left = vectors[:, DST_X] - vectors[:, W] // 2
-    top = vectors[:, DST_Y] - vectors[:, H] // 2
-    keep = (left < x1) & (left + vectors[:, W] > x0) & (top < y1) & \
-        (top + vectors[:, H] > y0)
-    return vectors[keep]
 
 
 def _from_stream(entry: dict, cue: str) -> bool:
