@@ -163,31 +163,19 @@ class StreamReader:
                  max(0, x0 // g - 1), min(cells_w, -(-x1 // g) + 1))
         window = np.s_[cells[0]:cells[1], cells[2]:cells[3]]
         decoded = self._decoded(part, entry, wanted[0][1] - 1, frames[-1] + 1)
-        for k, t in wanted:
-            frame, vectors, distance = decoded(t)
-            previous = decoded(t - 1)[0]
-            if cue == "rgbd":
-                out[k][window] = C.difference(frame, previous, g, cells)
-            else:
-                out[k][window] = self._residual(frame, previous, vectors, distance, g, cells)
+        if cue == "rgbd":
+            for k, t in wanted:
+                out[k][window] = C.difference(decoded(t)[0], decoded(t - 1)[0], g, cells)
+            return out
+        # (canonical sizes are multiples of 16; other sizes take the whole-frame route)
+        whole = bool(height % max(g, GRID) or width % max(g, GRID))
+        fields, origin = _fields([decoded(t)[1:] for _, t in wanted], height, width,
+                                 None if whole else [v * g for v in cells])
+        for (k, t), field in zip(wanted, fields, strict=True):
+            value = C.residual(decoded(t)[0], decoded(t - 1)[0], field, g,
+                               None if whole else cells, origin)
+            out[k][window] = value[window] if whole else value
         return out
-
-    @staticmethod
-    def _residual(frame: np.ndarray, previous: np.ndarray, vectors: np.ndarray,
-                  distance: int | None, g: int, cells: C.Cells) -> np.ndarray:
-        """`rgbr` over the block `cells`, with the displacement rasterised over that block
-        only (from the vectors that reach it, moved to its 4x4-aligned corner)."""
-        height, width = frame.shape[:2]
-        if height % max(g, GRID) or width % max(g, GRID):  # cells cut by the border
-            displacement, _ = rasterize(vectors, height, width, past_distance=distance)
-            return C.residual(frame, previous, displacement, g, cells)
-        y0, y1 = cells[0] * g // GRID * GRID, cells[1] * g
-        x0, x1 = cells[2] * g // GRID * GRID, cells[3] * g
-        vectors = _vectors_over(vectors, (y0, y1, x0, x1)).copy()
-        vectors[:, DST_X] -= x0
-        vectors[:, DST_Y] -= y0
-        displacement, _ = rasterize(vectors, y1 - y0, x1 - x0, past_distance=distance)
-        return C.residual(frame, previous, displacement, g, cells, (y0 // GRID, x0 // GRID))
 
     def _decoded(self, part: str, entry: dict, start: int, stop: int):
         """Decode frames [start, stop) of a video from its stream (from the key frame before
@@ -228,6 +216,35 @@ class StreamReader:
             self._decoder = Decoder()
         return decode_packets(self._decoder, packets, key, motion_vectors=with_vectors)
 
+
+
+def _fields(frames: list[tuple[np.ndarray, int | None]], height: int, width: int,
+            pixels: list[int] | None) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """The 4x4-grid displacement of each frame from its (motion vectors, past reference
+    distance), over the whole frame, or over the 4x4-aligned block around `pixels` (y0, y1,
+    x0, x1) only; and the grid cell (y, x) where the fields start.
+
+    One `rasterize` per reference distance for all frames: they are stacked one above the
+    other, each in a slot with 16 spare rows below it, which take whatever part of a block
+    hangs over the block's lower or upper edge (blocks are at most 16 pixels tall).
+    """
+    y0, y1, x0, x1 = pixels or (0, height, 0, width)
+    y0, x0, y1 = y0 // GRID * GRID, x0 // GRID * GRID, -(-y1 // GRID) * GRID
+    slot = y1 - y0 + 16
+    fields: list[np.ndarray | None] = [None] * len(frames)
+    for distance in {d for _, d in frames}:
+        chosen = [i for i, (_, d) in enumerate(frames) if d == distance]
+        stacked = []
+        for row, i in enumerate(chosen):
+            vectors = _vectors_over(frames[i][0], (y0, y1, x0, x1)).copy()
+            vectors[:, DST_X] -= x0
+            vectors[:, DST_Y] += row * slot - y0
+            stacked.append(vectors)
+        grid, _ = rasterize(np.concatenate(stacked), len(chosen) * slot, x1 - x0,
+                            past_distance=distance)
+        for row, i in enumerate(chosen):
+            fields[i] = grid[row * slot // GRID: (row * slot + y1 - y0) // GRID]
+    return fields, ((y0 // GRID, x0 // GRID) if pixels else (0, 0))
 
 
 def _vectors_over(vectors: np.ndarray, pixels: tuple[int, int, int, int]) -> np.ndarray:
