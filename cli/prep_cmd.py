@@ -11,6 +11,7 @@ from dvt_prep.cues import CUE_GRIDS, CUE_NAMES
 from dvt_prep.encode import EncodeSettings
 from dvt_prep.errors import InputError
 from dvt_prep.extract import DEFAULT_CUES, PrepSettings, check_flow_device_here
+from dvt_prep.flow import FLOW_BACKENDS
 from dvt_prep.inputs import collect_inputs
 from dvt_prep.parallel import prep_parallel
 from dvt_prep.store import consolidate, delete_store
@@ -52,7 +53,7 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--scheduler", default="local", show_default=True,
               help="Dask scheduler address, or 'local' for a LocalCluster.")
 @click.option("--flow-backend", default="torch", show_default=True,
-              type=click.Choice(["torch", "opencv"]),
+              type=click.Choice(FLOW_BACKENDS),
               help="TV-L1 by dvt's batched PyTorch TV-L1, or by OpenCV's DualTVL1.")
 @click.option("--flow-device", default="cpu", show_default=True,
               help="Device of the torch TV-L1: cpu, cuda, cuda:1, ...")

@@ -6,6 +6,12 @@ Layout (one hierarchy, many videos):
     STORE/parts/<part>/             one group per flush of one writer, written once, never edited
     STORE/parts/<part>/<array>      (F, ...) the frames of all the part's videos, back to back;
                                     one shard per array, so one file per cue and part
+    STORE/parts/<part>/rgb_h264     with --rgb-codec h264: the videos' canonical H.264 streams
+    STORE/parts/<part>/rgb_packets  back to back, and (F, 3) per frame: byte offset, byte
+                                    length, frames since the GOP's key frame (rgb_stream.py)
+
+The root attributes record the settings the store was made with (`prepare_store`); a run with
+other settings stops before it writes anything.
 
 A part is committed when its group attributes list its videos (`videos`: id -> metadata with
 `offset` and `num_frames` into the part's arrays); that attribute is written last, by an atomic
@@ -461,7 +467,14 @@ def prepare_store(path: str | os.PathLike, settings: dict) -> None:
     existing store was made with the same ones. A difference raises a one-line StoreError
     naming each setting, and leaves the store as it was."""
     path = os.fspath(path)
-    exists = "://" in path or os.path.isfile(os.path.join(path, "zarr.json"))
+    if "://" in path:
+        try:
+            recorded = recorded_settings(path)
+            exists = True
+        except StoreError:  # not there yet
+            exists = False
+    else:
+        exists = os.path.isfile(os.path.join(path, "zarr.json"))
     if exists:
         recorded = recorded_settings(path)
         wanted = json.loads(json.dumps(settings))
