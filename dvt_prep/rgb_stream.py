@@ -69,14 +69,14 @@ def split_stream(stream: bytes, frame_types: str, height: int, width: int) -> En
 
 class DecodedGop:
     """Frames [start, start + len(self)) of a video, decoded from a key frame: `rgb(i)` the
-    (H, W, 3) uint8 frame (converted on first use), `vectors[i]` its motion vectors ((N, 10)
-    int32; None when decoded without them), `past_distance[i]` its reference distance."""
+    (H, W, 3) uint8 frame, `vectors(i)` its motion vectors ((N, 10) int32), each taken from
+    the decoded frame on first use; `past_distance[i]` its reference distance."""
 
-    def __init__(self, start: int, frames: list, vectors: list[np.ndarray] | None,
-                 reformatter: VideoReformatter) -> None:
-        self.start, self.vectors, self._reformatter = start, vectors, reformatter
+    def __init__(self, start: int, frames: list, reformatter: VideoReformatter) -> None:
+        self.start, self._reformatter = start, reformatter
         self._frames: list = frames
         self._rgb: list[np.ndarray | None] = [None] * len(frames)
+        self._vectors: list[np.ndarray | None] = [None] * len(frames)
         self.past_distance = [p for p, _ in reference_distances(
             "".join(frame_type(f) for f in frames))]
 
@@ -89,6 +89,11 @@ class DecodedGop:
             # setting up swscale for every frame
             self._rgb[i] = self._reformatter.reformat(self._frames[i], format="rgb24").to_ndarray()
         return self._rgb[i]
+
+    def vectors(self, i: int) -> np.ndarray:
+        if self._vectors[i] is None:
+            self._vectors[i] = take_motion_vectors(self._frames[i])
+        return self._vectors[i]
 
 
 class Decoder:
@@ -103,8 +108,7 @@ class Decoder:
         self.reformatter = VideoReformatter()
 
 
-def decode_packets(decoder: Decoder, packets: list[bytes], start: int, *,
-                   motion_vectors: bool) -> DecodedGop:
+def decode_packets(decoder: Decoder, packets: list[bytes], start: int) -> DecodedGop:
     """Decode access units that begin at a key frame (frame `start` of the video); the
     decoder is left ready for the next GOP."""
     context = decoder.context
@@ -120,8 +124,7 @@ def decode_packets(decoder: Decoder, packets: list[bytes], start: int, *,
     if len(decoded) != len(packets):
         raise StoreError(f"the stored rgb stream gave {len(decoded)} frames for "
                          f"{len(packets)}; prep the video again")
-    vectors = [take_motion_vectors(frame) for frame in decoded] if motion_vectors else None
-    return DecodedGop(start, decoded, vectors, decoder.reformatter)
+    return DecodedGop(start, decoded, decoder.reformatter)
 
 
 Box = tuple[int, int, int, int]  # (y0, y1, x0, x1) in stored pixels
@@ -151,7 +154,7 @@ class StreamReader:
             if not frames:
                 return np.zeros((0, height, width, 3), np.uint8)
             decoded = self._decoded(part, entry, frames[0], frames[-1] + 1)
-            return np.stack([decoded(t)[0] for t in frames])
+            return np.stack([_rgb(decoded(t)) for t in frames])
         g = entry["cue_grid"]
         cells_h, cells_w = -(-height // g), -(-width // g)
         out = np.zeros((len(frames), cells_h, cells_w, 3), np.float32)
@@ -165,56 +168,58 @@ class StreamReader:
         decoded = self._decoded(part, entry, wanted[0][1] - 1, frames[-1] + 1)
         if cue == "rgbd":
             for k, t in wanted:
-                out[k][window] = C.difference(decoded(t)[0], decoded(t - 1)[0], g, cells)
+                out[k][window] = C.difference(_rgb(decoded(t)), _rgb(decoded(t - 1)), g, cells)
             return out
         # (canonical sizes are multiples of 16; other sizes take the whole-frame route)
         whole = bool(height % max(g, GRID) or width % max(g, GRID))
-        fields, origin = _fields([decoded(t)[1:] for _, t in wanted], height, width,
-                                 None if whole else [v * g for v in cells])
+        motion = [(gop.vectors(i), gop.past_distance[i]) for gop, i in
+                  (decoded(t) for _, t in wanted)]
+        fields, origin = _fields(motion, height, width, None if whole else [v * g for v in cells])
         for (k, t), field in zip(wanted, fields, strict=True):
-            value = C.residual(decoded(t)[0], decoded(t - 1)[0], field, g,
+            value = C.residual(_rgb(decoded(t)), _rgb(decoded(t - 1)), field, g,
                                None if whole else cells, origin)
             out[k][window] = value[window] if whole else value
         return out
 
     def _decoded(self, part: str, entry: dict, start: int, stop: int):
         """Decode frames [start, stop) of a video from its stream (from the key frame before
-        `start`, one GOP at a time, the last few GOPs kept); returns frame t -> (rgb,
-        motion vectors or None, past reference distance)."""
+        `start`, one GOP at a time, the last few GOPs kept); returns frame t -> (its GOP,
+        its index there)."""
         offset = entry["offset"]
         rows = self._read_rows(part, PACKETS, offset + start, offset + stop)
         key_frames = [start - int(rows[0, SINCE_KEY])] + \
             [start + i for i in np.flatnonzero(rows[:, SINCE_KEY] == 0) if i > 0]
-        with_vectors = "rgbr" in entry.get("computed", ())
         gops = []
         for index, key in enumerate(key_frames):
             end = key_frames[index + 1] if index + 1 < len(key_frames) else stop
             cached = self._gops.get((part, offset + key))
             if cached is None or cached.start + len(cached) < end:
-                cached = self._decode_gop(part, offset, key, end, with_vectors)
+                cached = self._decode_gop(part, offset, key, end)
                 self._gops[(part, offset + key)] = cached
                 while len(self._gops) > 4:
                     self._gops.popitem(last=False)
             self._gops.move_to_end((part, offset + key))
             gops.append(cached)
 
-        def frame(t: int) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+        def frame(t: int) -> tuple[DecodedGop, int]:
             gop = next(g for g in reversed(gops) if g.start <= t)
-            i = t - gop.start
-            vectors = gop.vectors[i] if gop.vectors is not None else None
-            return gop.rgb(i), vectors, gop.past_distance[i]
+            return gop, t - gop.start
         return frame
 
-    def _decode_gop(self, part: str, offset: int, key: int, end: int, with_vectors: bool
-                    ) -> DecodedGop:
+    def _decode_gop(self, part: str, offset: int, key: int, end: int) -> DecodedGop:
         rows = self._read_rows(part, PACKETS, offset + key, offset + end)
         first = int(rows[0, OFFSET])
         data = self._read_rows(part, BYTES, first,
-                          int(rows[-1, OFFSET] + rows[-1, NBYTES])).tobytes()
+                               int(rows[-1, OFFSET] + rows[-1, NBYTES])).tobytes()
         packets = [data[o - first: o - first + n] for o, n, _ in rows.tolist()]
         if self._decoder is None:
             self._decoder = Decoder()
-        return decode_packets(self._decoder, packets, key, motion_vectors=with_vectors)
+        return decode_packets(self._decoder, packets, key)
+
+
+def _rgb(frame: tuple[DecodedGop, int]) -> np.ndarray:
+    gop, i = frame
+    return gop.rgb(i)
 
 
 
