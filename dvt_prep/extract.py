@@ -214,7 +214,10 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
     arrays = compute_cues(frames, vectors, frame_types, settings)
     height, width = frames[0].shape[:2]
     if "rgb" in arrays and settings.rgb_codec == "h264":
-        arrays["rgb"] = split_stream(canonical, frame_types, height, width)
+        try:
+            arrays["rgb"] = split_stream(canonical, frame_types, height, width)
+        except ValueError as exc:
+            raise VideoError(f"{path}: {exc}; try --rgb-codec jpeg") from None
     meta = {
         "source_path": os.path.abspath(path),
         "source_codec": info.codec,

@@ -438,7 +438,8 @@ SETTINGS = "settings"
 
 def recorded_settings(path: str | os.PathLike) -> dict | None:
     """The settings a store was made with: its record, or for a store written before stores
-    recorded them, what its newest video's metadata says; None for a store without videos."""
+    recorded them, what the metadata of one of its videos says (they were all prepped alike,
+    or the store was mixed before anything checked); None for a store without videos."""
     path = os.fspath(path)
     recorded = _open_root(path, create=False).attrs["dvt_store"].get(SETTINGS)
     if recorded is not None:
@@ -467,20 +468,19 @@ def prepare_store(path: str | os.PathLike, settings: dict) -> None:
     existing store was made with the same ones. A difference raises a one-line StoreError
     naming each setting, and leaves the store as it was."""
     path = os.fspath(path)
-    if "://" in path:
+    local, recorded = "://" not in path, None
+    if not local or os.path.isfile(os.path.join(path, "zarr.json")):
         try:
             recorded = recorded_settings(path)
-            exists = True
-        except StoreError:  # not there yet
-            exists = False
-    else:
-        exists = os.path.isfile(os.path.join(path, "zarr.json"))
-    if exists:
-        recorded = recorded_settings(path)
+        except StoreError:
+            if local:
+                raise
+            # a remote store that is not there yet
+    if recorded is not None:
         wanted = json.loads(json.dumps(settings))
         differences = [f"{key} {recorded[key]!r} (this run: {value!r})"
                        for key, value in wanted.items()
-                       if recorded is not None and key in recorded and recorded[key] != value]
+                       if key in recorded and recorded[key] != value]
         if differences:
             raise StoreError(f"{path} was prepped with {', '.join(differences)}; a store never "
                              "mixes settings: prep into a new store (-o NEW.zarr), or pass "
