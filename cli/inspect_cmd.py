@@ -37,7 +37,8 @@ def inspect(store_path: str, as_json: bool, videos: bool) -> None:
     click.echo(f"  total     {summary['store_bytes'] / 1e6:10.2f} MB; {source}")
     settings = summary["settings"]
     if settings:
-        click.echo("  settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+        source = "" if summary["settings_recorded"] else " (not recorded: from its videos)"
+        click.echo(f"  settings{source}: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     if summary["advice"]:
         click.echo(f"  {summary['advice']}")
     for entry in summary["video_list"]:

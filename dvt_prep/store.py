@@ -450,6 +450,11 @@ def recorded_settings(path: str | os.PathLike) -> dict | None:
     return _settings_of_meta(store.meta(store.video_ids[-1]))
 
 
+def settings_recorded(path: str | os.PathLike) -> bool:
+    """Whether the store records its settings (stores written before it do not)."""
+    return SETTINGS in _open_root(os.fspath(path), create=False).attrs["dvt_store"]
+
+
 def _settings_of_meta(meta: dict) -> dict:
     """What a video's metadata says of the settings (older stores); unknown ones left out."""
     encode = meta.get("encode", {})

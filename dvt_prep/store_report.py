@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from dvt_prep.store import Store, recorded_settings
+from dvt_prep.store import Store, recorded_settings, settings_recorded
 from dvt_prep.store_format import RGB_CODECS
 
 
@@ -13,8 +13,8 @@ def describe(store: Store, *, videos: bool = True) -> dict:
     """A JSON-able summary of a store. bytes: on disk per array; bytes_per_frame: the same per
     stored frame; computed: arrays computed at read time (no bytes); source_bytes: the source
     videos' file sizes; store_to_source: store bytes / source bytes (None when unknown);
-    settings: the recorded (or, for older stores, inferred) settings; advice: one line, or
-    None. With `videos`, video_list has each video's metadata."""
+    settings: the recorded (or, for older stores, inferred: settings_recorded False)
+    settings; advice: one line, or None. With `videos`, video_list has each video's metadata."""
     ids = store.video_ids
     summaries = {v: store.summary(v) for v in ids}
     frames = sum(s["num_frames"] for s in summaries.values())
@@ -46,6 +46,7 @@ def describe(store: Store, *, videos: bool = True) -> dict:
         "store_to_source": round(total / source_bytes, 3) if source_bytes and not unknown
         else None,
         "settings": recorded_settings(store.path),
+        "settings_recorded": settings_recorded(store.path),
         "advice": _advice(store, summaries),
         "failures": store.failures,
         "video_list": [{"video_id": v, "num_frames": m["num_frames"],
@@ -59,12 +60,13 @@ def describe(store: Store, *, videos: bool = True) -> dict:
 def _advice(store: Store, summaries: dict[str, dict]) -> str | None:
     """For a store whose rgb is JPEG or lossless while it could be the H.264 stream: how to
     get the smaller layout (a store never mixes settings, so into a new store)."""
-    codecs = {s.get("rgb_codec") for s in summaries.values() if "rgb" in s["arrays"]}
-    codecs = {c if c in RGB_CODECS else "jpeg or lossless" for c in codecs} - {"h264"}
-    if not codecs or not summaries:
+    with_rgb = [v for v, s in summaries.items() if "rgb" in s["arrays"]]
+    if not with_rgb:
         return None
-    first = next(iter(summaries))
-    if store.meta(first).get("encode", {}).get("mode") != "canonical":
+    first = store.meta(with_rgb[0])  # an older index has no codec in its summaries
+    codecs = {summaries[v].get("rgb_codec", first.get("rgb_codec")) for v in with_rgb}
+    codecs = {c if c in RGB_CODECS else "jpeg or lossless" for c in codecs} - {"h264"}
+    if not codecs or first.get("encode", {}).get("mode") != "canonical":
         return None
     return (f"rgb is stored as {', '.join(sorted(codecs))}; for the smaller H.264 layout (rgb as "
             "the canonical stream, rgbr and rgbd computed at read time) prep the same videos "
