@@ -146,15 +146,22 @@ class StreamReader:
 
     def read(self, part: str, entry: dict, cue: str, frames: list[int],
              box: Box | None = None) -> np.ndarray:
-        """rgb decoded from the stored stream, or rgbr / rgbd computed from it (in the cells
-        near `box` only), at `frames` (sorted, in range): (len(frames), ...) in SPEC section
-        3's dtype."""
+        """rgb decoded from the stored stream, or rgbr / rgbd computed from it, at `frames`
+        (sorted, in range): (len(frames), ...) in SPEC section 3's dtype. With a `box`, only
+        the cells (pixels for rgb) within one cell of it are filled, the rest are zero."""
         height, width = entry["stored_size"][1], entry["stored_size"][0]
         if cue == "rgb":
             if not frames:
                 return np.zeros((0, height, width, 3), np.uint8)
             decoded = self._decoded(part, entry, frames[0], frames[-1] + 1)
-            return np.stack([_rgb(decoded(t)) for t in frames])
+            if box is None:
+                return np.stack([_rgb(decoded(t)) for t in frames])
+            y0, y1, x0, x1 = box  # and one pixel around it, as for the cells below
+            window = np.s_[max(0, y0 - 1): y1 + 1, max(0, x0 - 1): x1 + 1]
+            out = np.zeros((len(frames), height, width, 3), np.uint8)
+            for k, t in enumerate(frames):
+                out[k][window] = _rgb(decoded(t))[window]
+            return out
         g = entry["cue_grid"]
         cells_h, cells_w = -(-height // g), -(-width // g)
         out = np.zeros((len(frames), cells_h, cells_w, 3), np.float32)

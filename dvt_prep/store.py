@@ -228,9 +228,9 @@ class Store:
              *, box: Box | None = None) -> np.ndarray:
         """Frames [start, stop) of one cue, in the dtype and shape of SPEC section 3.
 
-        box: (y0, y1, x0, x1) stored pixels that the caller will use. A cue computed at read
-        time (rgbr, rgbd from an H.264 store) is then computed only in the cells that reach
-        within one cell of it, and zero elsewhere; stored cues come whole.
+        box: (y0, y1, x0, x1) stored pixels that the caller will use. A cue read from an
+        H.264 store (rgb decoded, rgbr and rgbd computed) then has only the cells (pixels for
+        rgb) within one cell of it filled, and zeros elsewhere; stored cues come whole.
         """
         part, entry = self._cue_part(video_id, cue)
         first, last, _ = slice(start, stop).indices(entry["num_frames"])

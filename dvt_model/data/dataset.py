@@ -307,10 +307,12 @@ def read_clip(store: Store, video_id: str, cue: str, frames: list[int], stride: 
     """
     if cue == "rgb":
         unique = sorted(set(frames))
-        block = store.read_frames(video_id, cue, unique)
-        return block[[unique.index(f) for f in frames]]
+        block = store.read_frames(video_id, cue, unique, box=box)
+        return block if unique == frames else block[[unique.index(f) for f in frames]]
     first = max(0, frames[0] - stride + 1)
     block = store.read(video_id, cue, first, frames[-1] + 1, box=box)
+    if frames == list(range(first, first + len(block))):  # the clip is the block
+        return block
     if stride == 1 and len(set(frames)) == len(frames):
         return block[[f - first for f in frames]]
     out = np.zeros((len(frames),) + block.shape[1:], dtype=np.float32)
