@@ -14,7 +14,7 @@ from dvt_prep.extract import DEFAULT_CUES, PrepSettings, check_flow_device_here
 from dvt_prep.flow import FLOW_BACKENDS
 from dvt_prep.inputs import collect_inputs
 from dvt_prep.parallel import prep_parallel
-from dvt_prep.store import consolidate, delete_store
+from dvt_prep.store import check_settings, consolidate, delete_store
 from dvt_prep.store_format import RGB_CODECS
 
 
@@ -75,7 +75,8 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          flow_device: str,
          root: str | None,
          max_pixels: int | None, max_frames: int | None, time_limit: float | None,
-         retry_failed: bool, overwrite: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
+         retry_failed: bool, overwrite: bool, allow_failures: bool, quiet: bool,
+         log_path: str | None) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists, Kinetics annotation
     CSVs with --root) into STORE."""
     try:
@@ -94,6 +95,8 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
         raise InputError(f"no video files found in {', '.join(inputs)}; check the paths")
     if overwrite:
         delete_store(output)
+    else:
+        check_settings(output, settings.record())  # before the progress bar (prep checks too)
 
     log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
     bar = tqdm(total=len(videos), unit="video", disable=quiet, dynamic_ncols=True)

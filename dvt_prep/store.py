@@ -470,8 +470,14 @@ def _settings_of_meta(meta: dict) -> dict:
 
 def prepare_store(path: str | os.PathLike, settings: dict) -> None:
     """Before a run writes anything: create the store recording `settings`, or check that an
-    existing store was made with the same ones. A difference raises a one-line StoreError
-    naming each setting, and leaves the store as it was."""
+    existing store was made with the same ones (`check_settings`)."""
+    check_settings(path, settings)
+    create_store(path, settings)
+
+
+def check_settings(path: str | os.PathLike, settings: dict) -> None:
+    """Raise a one-line StoreError naming each setting in which an existing store differs from
+    `settings` (a `PrepSettings.record()`); reads only."""
     path = os.fspath(path)
     local, recorded = "://" not in path, None
     if not local or os.path.isfile(os.path.join(path, "zarr.json")):
@@ -490,7 +496,6 @@ def prepare_store(path: str | os.PathLike, settings: dict) -> None:
             raise StoreError(f"{path} was prepped with {', '.join(differences)}; a store never "
                              "mixes settings: prep into a new store (-o NEW.zarr), or pass "
                              "--overwrite to delete this one and prep anew")
-    create_store(path, settings)
 
 
 def delete_store(path: str | os.PathLike) -> None:

@@ -115,7 +115,7 @@ def test_other_settings_stop_before_any_work(tmp_path, video_dir):
                          (["--rgb-codec", "jpeg"], "rgb_codec 'h264' (this run: 'jpeg')"),
                          (["--gop", "8"], "gop 16 (this run: 8)")]:
         args = ["--size", "64", *extra] if "--size" not in extra else extra
-        result = run_dvt("prep", video_dir, "-o", store, "--cues", "md,rgb", "-q", *args)
+        result = run_dvt("prep", video_dir, "-o", store, "--cues", "md,rgb", *args)
         assert result.exit_code != 0, extra
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and named in lines[0], lines
