@@ -13,6 +13,8 @@ of the frames and vectors, SPEC section 3) can be computed at read time instead 
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,8 +88,10 @@ class DecodedGop:
     def rgb(self, i: int) -> np.ndarray:
         if self._rgb[i] is None:
             # = frame.to_ndarray(format="rgb24"), bit for bit; a kept reformatter saves
-            # setting up swscale for every frame
-            self._rgb[i] = self._reformatter.reformat(self._frames[i], format="rgb24").to_ndarray()
+            # setting up swscale for every frame. One thread: a kept context with slice
+            # threads hangs when a forked child (a DataLoader worker) frees its copy.
+            self._rgb[i] = self._reformatter.reformat(self._frames[i], format="rgb24",
+                                                      threads=1).to_ndarray()
         return self._rgb[i]
 
     def vectors(self, i: int) -> np.ndarray:
@@ -135,14 +139,23 @@ class StreamReader:
     """rgb decoded from a store's H.264 streams, and rgbr / rgbd computed from them, for one
     open store (one decoder, the last four GOPs kept).
 
-    read_rows(part, array name, start, stop): rows of a part's array as stored. Video entries
-    are the store's: offset and num_frames into the part, stored_size, cue_grid, computed.
+    read_rows: a weak method (the store's, so that the store is freed as soon as it is
+    dropped) giving read_rows(part, array name, start, stop), rows of a part's array as
+    stored. Video entries are the store's: offset and num_frames into the part, stored_size,
+    cue_grid, computed.
     """
 
-    def __init__(self, read_rows: ReadRows) -> None:
+    def __init__(self, read_rows: Callable[[], ReadRows]) -> None:
         self._read_rows = read_rows
         self._gops: OrderedDict[tuple[str, int], DecodedGop] = OrderedDict()  # newest last
         self._decoder: Decoder | None = None  # made on the first read
+        _READERS.add(self)
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: never free the parent's decoder and frames here (FFmpeg objects
+        that had threads in the parent can hang when freed in a child); start afresh."""
+        _INHERITED.append((self._decoder, self._gops))
+        self._decoder, self._gops = None, OrderedDict()
 
     def read(self, part: str, entry: dict, cue: str, frames: list[int],
              box: Box | None = None) -> np.ndarray:
@@ -193,7 +206,7 @@ class StreamReader:
         `start`, one GOP at a time, the last few GOPs kept); returns frame t -> (its GOP,
         its index there)."""
         offset = entry["offset"]
-        rows = self._read_rows(part, PACKETS, offset + start, offset + stop)
+        rows = self._read_rows()(part, PACKETS, offset + start, offset + stop)
         key_frames = [start - int(rows[0, SINCE_KEY])] + \
             [start + i for i in np.flatnonzero(rows[:, SINCE_KEY] == 0) if i > 0]
         gops = []
@@ -214,14 +227,26 @@ class StreamReader:
         return frame
 
     def _decode_gop(self, part: str, offset: int, key: int, end: int) -> DecodedGop:
-        rows = self._read_rows(part, PACKETS, offset + key, offset + end)
+        rows = self._read_rows()(part, PACKETS, offset + key, offset + end)
         first = int(rows[0, OFFSET])
-        data = self._read_rows(part, BYTES, first,
+        data = self._read_rows()(part, BYTES, first,
                                int(rows[-1, OFFSET] + rows[-1, NBYTES])).tobytes()
         packets = [data[o - first: o - first + n] for o, n, _ in rows.tolist()]
         if self._decoder is None:
             self._decoder = Decoder()
         return decode_packets(self._decoder, packets, key)
+
+
+_READERS: weakref.WeakSet[StreamReader] = weakref.WeakSet()
+_INHERITED: list = []  # what forked children inherited, kept for good
+
+
+def _after_fork_in_child() -> None:
+    for reader in list(_READERS):
+        reader._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _rgb(frame: tuple[DecodedGop, int]) -> np.ndarray:

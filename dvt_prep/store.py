@@ -27,6 +27,7 @@ import os
 import secrets
 import shutil
 import time
+import weakref
 
 import numpy as np
 import zarr
@@ -161,7 +162,7 @@ class Store:
         self._root = _open_root(self.path, create=False)
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
         self._shard_files: dict[tuple[str, str], ShardFile | None] = {}
-        self._stream = StreamReader(self._rows)
+        self._stream = StreamReader(weakref.WeakMethod(self._rows))  # no cycle: freed at once
         self.refresh()
 
     def refresh(self) -> None:

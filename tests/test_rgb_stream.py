@@ -166,3 +166,30 @@ def test_a_store_of_the_older_layout_reads_and_says_how_to_convert(tmp_path, vid
     result = run_dvt("prep", video_dir / "landscape_odd.mp4", "-o", path, "--cues", "md",
                      "--size", "64")
     assert result.exit_code != 0 and "rgb_codec 'jpeg' (this run: 'h264')" in result.output
+
+
+_PARENT_STORES: list = []
+
+
+def _free_and_read(path: str) -> None:
+    import gc
+
+    _PARENT_STORES.clear()  # the parent's store, decoder and converter, freed in the child
+    gc.collect()
+    assert open_store(path).read("v", "rgb", 0, 3).shape[0] == 3
+
+
+def test_a_forked_child_frees_the_parents_decoder_and_reads(prepped):
+    """A DataLoader worker forked after the main process read from a store."""
+    import multiprocessing
+
+    store = open_store(prepped[0])
+    store.read("v", "rgbr", 5, 9)  # a decoder and an RGB converter now exist
+    _PARENT_STORES.append(store)
+    child = multiprocessing.get_context("fork").Process(target=_free_and_read,
+                                                        args=(prepped[0],))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
