@@ -8,7 +8,9 @@ of one process, with one torch thread as in a DataLoader worker. Sources are Kin
 seeking to the key frame before it and decoding on, of two contents: synthetic translating
 noise (300 frames; very cheap to decode) and real camera footage (mv-extractor's 720p test
 video from ../shared/data, 337 frames, scaled to 340x256). Then clips/s through a DataLoader
-with 1 and 2 workers.
+with 1 and 2 workers. Stores of each rgb codec (DVT_BENCH_CODECS, default
+h264,jpeg,lossless): with h264 (the default) rgb is decoded from the stored canonical stream and
+rgbr computed from it at read time; with jpeg and lossless both are read as stored.
 
 Run: `dvt bench data` or `python bench/bench_data.py`.
 """
@@ -35,6 +37,7 @@ from dvt_prep.parallel import prep_parallel
 from dvt_prep.synthetic import write_translating_video, write_video
 
 NUM_VIDEOS, FRAMES, CLIP = 4, 300, 16
+CODECS = tuple(os.environ.get("DVT_BENCH_CODECS", "h264,jpeg,lossless").split(","))
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mv-extractor",
                     "vid_h264.mp4")
 
@@ -73,7 +76,7 @@ def real_videos(folder: str) -> list[str]:
 
 
 def compare(name: str, paths: list[str], folder: str) -> str:
-    """Dataset against PyAV on `paths`, for both rgb codecs; returns the jpeg store."""
+    """Dataset against PyAV on `paths`, for each rgb codec; returns the first codec's store."""
     num_frames = []
     for path in paths:
         with av.open(path) as container:
@@ -86,7 +89,7 @@ def compare(name: str, paths: list[str], folder: str) -> str:
         return len(paths)
 
     stores = {}
-    for codec in ("jpeg", "lossless"):
+    for codec in CODECS:
         stores[codec] = os.path.join(folder, f"{name}_{codec}.zarr")
         settings = PrepSettings(cues=("rgb", "md", "rgbr"), encode=EncodeSettings(size=256),
                                 rgb_codec=codec)
@@ -110,7 +113,7 @@ def compare(name: str, paths: list[str], folder: str) -> str:
               f"(rgb, md, rgbr + augmentation), PyAV decode {max(rates['pyav']):.1f} clips/s "
               f"(rgb only); median paired ratio {ratios[len(ratios) // 2]:.2f}x "
               f"(target >= 10x)")
-    return stores["jpeg"]
+    return stores[CODECS[0]]
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from dvt_model.motion_benchmark import BENCH_CUES, MotionBenchmark, run_motion_b
 from dvt_prep.motion_suite import GENERATORS
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generators", default=",".join(GENERATORS))

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from dvt_model.config import (BASELINE_ATTENTIONS, CUES, DVT_ATTENTIONS, PAPER_FAITHFUL, POOLS,
-                              TIME_EMBED_INITS)
+from dvt_model.config import (
+    BASELINE_ATTENTIONS,
+    CUES,
+    DVT_ATTENTIONS,
+    PAPER_FAITHFUL,
+    POOLS,
+    TIME_EMBED_INITS,
+)
 
 MODEL_OPTIONS = (
     click.option("--num-frames", type=int, help="Frames per clip T (default: the model's)."),

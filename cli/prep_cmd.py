@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dvt_prep.cue_names import CUE_GRIDS, CUE_NAMES, DEFAULT_CUES
+from dvt_prep.cue_names import CUE_GRIDS, CUE_NAMES, DEFAULT_CUES, FLOW_BACKENDS, RGB_CODECS
 from dvt_prep.errors import InputError
 
 
@@ -29,8 +29,10 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--fps", default=None, type=float, help="Constant frame rate (default: source).")
 @click.option("--cue-grid", default=4, show_default=True, type=click.Choice([str(g) for g in CUE_GRIDS]),
               help="Cell size in pixels over which rgbr, rgbd and tvl1 are averaged.")
-@click.option("--rgb-codec", default="jpeg", show_default=True,
-              type=click.Choice(["jpeg", "lossless"]), help="How rgb frames are stored.")
+@click.option("--rgb-codec", default=None, type=click.Choice(RGB_CODECS),
+              help="How rgb frames are stored: h264 (the canonical stream itself; rgbr and "
+                   "rgbd are then computed when read; the default), jpeg (q95, the default "
+                   "with --no-reencode) or lossless.")
 @click.option("--gop", default=16, show_default=True, type=int, help="I-frame interval.")
 @click.option("--crf", default=23, show_default=True, type=int, help="x264 quality.")
 @click.option("--preset", default="superfast", show_default=True, help="x264 preset.")
@@ -46,7 +48,7 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--scheduler", default="local", show_default=True,
               help="Dask scheduler address, or 'local' for a LocalCluster.")
 @click.option("--flow-backend", default="torch", show_default=True,
-              type=click.Choice(["torch", "opencv"]),
+              type=click.Choice(FLOW_BACKENDS),
               help="TV-L1 by dvt's batched PyTorch TV-L1, or by OpenCV's DualTVL1.")
 @click.option("--flow-device", default="cpu", show_default=True,
               help="Device of the torch TV-L1: cpu, cuda, cuda:1, ...")
@@ -56,6 +58,8 @@ def _cue_list(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--max-frames", type=int, help="Fail videos with more frames than this.")
 @click.option("--time-limit", type=float, help="Fail a video that takes longer (seconds).")
 @click.option("--retry-failed", is_flag=True, help="Try videos that failed before again.")
+@click.option("--overwrite", is_flag=True,
+              help="Delete the store first and prep anew (for other settings than it has).")
 @click.option("--allow-failures", is_flag=True, help="Exit 0 even when some videos failed.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; print only the summary.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False),
@@ -66,7 +70,8 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
          flow_device: str,
          root: str | None,
          max_pixels: int | None, max_frames: int | None, time_limit: float | None,
-         retry_failed: bool, allow_failures: bool, quiet: bool, log_path: str | None) -> None:
+         retry_failed: bool, overwrite: bool, allow_failures: bool, quiet: bool,
+         log_path: str | None) -> None:
     """Extract motion cues from videos (files, folders, .txt/.csv lists, Kinetics annotation
     CSVs with --root) into STORE."""
     from tqdm import tqdm
@@ -75,7 +80,7 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
     from dvt_prep.extract import PrepSettings, check_flow_device_here
     from dvt_prep.inputs import collect_inputs
     from dvt_prep.parallel import prep_parallel
-    from dvt_prep.store import consolidate
+    from dvt_prep.store import check_settings, consolidate, delete_store
 
     try:
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
@@ -92,6 +97,10 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
     videos = collect_inputs(list(inputs), root=root)
     if not videos:
         raise InputError(f"no video files found in {', '.join(inputs)}; check the paths")
+    if overwrite:
+        delete_store(output)
+    else:
+        check_settings(output, settings.record())  # before the progress bar (prep checks too)
 
     log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
     bar = tqdm(total=len(videos), unit="video", disable=quiet, dynamic_ncols=True)

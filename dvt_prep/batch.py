@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from dvt_prep.errors import DvtError
 from dvt_prep.extract import PrepSettings, extract_video
 from dvt_prep.inputs import VideoInput
-from dvt_prep.store import Store, StoreWriter
+from dvt_prep.store import Store, StoreWriter, prepare_store
 from dvt_prep.threads import set_compute_threads
 
 
@@ -42,7 +42,8 @@ class PrepReport:
 
 
 def is_complete(store: Store, video_id: str, settings: PrepSettings) -> bool:
-    """The store has the video with every array the settings ask for."""
+    """The store has the video with every array the settings ask for. (That the video was
+    made with these settings, `prepare_store` checks for the whole store before a run.)"""
     return video_id in store and set(settings.array_names) <= set(store.cues(video_id))
 
 
@@ -54,11 +55,13 @@ def prep_videos(videos: list[VideoInput], output: str, settings: PrepSettings,
     on_video(video_id, status, frames) is called after each video with status "done",
     "skipped" or "failed: <reason>" and the frames it prepped. Failures are recorded in the
     store and do not stop the run. A video that failed in an earlier run is reported as failed
-    again with its recorded reason, and tried again only with retry_failed.
+    again with its recorded reason, and tried again only with retry_failed. Raises
+    StoreError before any work when the store was made with other settings.
     """
     set_compute_threads(settings.threads,
                         torch="tvl1" in settings.cues and settings.flow_backend == "torch")
     report = PrepReport()
+    prepare_store(output, settings.record())  # stops here, store untouched, on other settings
     with StoreWriter(output, rgb_codec=settings.rgb_codec) as writer:
         existing = Store(output)
         earlier_failures = {} if retry_failed else existing.failures

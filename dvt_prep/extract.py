@@ -24,6 +24,8 @@ from dvt_prep.encode import EncodeSettings, encode_canonical
 from dvt_prep.errors import VideoError
 from dvt_prep.flow import FLOW_BACKENDS, tvl1_flow
 from dvt_prep.motion_vectors import GRID, rasterize, reference_distances
+from dvt_prep.rgb_stream import split_stream
+from dvt_prep.store_format import COMPUTED_CUES, RGB_CODECS
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class PrepSettings:
     cue_grid: int = 4
     reencode: bool = True
     encode: EncodeSettings = field(default_factory=EncodeSettings)
-    rgb_codec: str = "jpeg"
+    rgb_codec: str | None = None  # None: "h264" (the canonical stream) when re-encoding, else "jpeg"
     flow_backend: str = "torch"  # tvl1 by dvt's batched PyTorch TV-L1, or by OpenCV
     flow_device: str = "cpu"  # where the torch backend runs ("cpu", "cuda", "cuda:1")
     # Guards (not stored: they decide whether a video is prepped, not its cues).
@@ -44,6 +46,14 @@ class PrepSettings:
     threads: int = 1  # compute threads per process (OpenCV, torch, the decoder); how, not what
 
     def __post_init__(self) -> None:
+        if self.rgb_codec is None:
+            object.__setattr__(self, "rgb_codec", "h264" if self.reencode else "jpeg")
+        if self.rgb_codec not in RGB_CODECS:
+            raise ValueError(f"unknown rgb codec {self.rgb_codec!r}; use one of "
+                             f"{', '.join(RGB_CODECS)}")
+        if self.rgb_codec == "h264" and not self.reencode:
+            raise ValueError("--rgb-codec h264 keeps the canonical stream, which --no-reencode "
+                             "does not make; use --rgb-codec jpeg or lossless")
         unknown = [c for c in self.cues if c not in C.CUE_NAMES]
         if unknown:
             raise ValueError(f"unknown cue(s) {', '.join(unknown)}; choose from "
@@ -60,13 +70,33 @@ class PrepSettings:
 
     @property
     def array_names(self) -> tuple[str, ...]:
-        """Every array stored: the cues and their validity arrays."""
+        """Every array a reader gets: the cues and their validity arrays."""
         names = []
         for cue in self.cues:
             names.append(cue)
             if cue in C.VALIDITY:
                 names.append(C.VALIDITY[cue])
         return tuple(names)
+
+    @property
+    def computed_cues(self) -> tuple[str, ...]:
+        """Cues computed at read time from the stored canonical stream instead of stored:
+        rgbr and rgbd when rgb is kept as H.264."""
+        if self.rgb_codec != "h264" or "rgb" not in self.cues:
+            return ()
+        return tuple(c for c in self.cues if c in COMPUTED_CUES)
+
+    def record(self) -> dict:
+        """The settings a store records and a later run must match (SPEC section 4): what
+        decides the cues' values, not which cues (adding cues to a store is fine) nor the
+        guards or the flow device."""
+        encode = self.encode.as_dict() if self.reencode else dict.fromkeys(self.encode.as_dict())
+        return {"encode_mode": "canonical" if self.reencode else "source", **encode,
+                "cue_grid": self.cue_grid, "rgb_codec": self.rgb_codec,
+                "flow_backend": self.flow_backend, "flow_parameters": FLOW_PARAMETERS}
+
+
+FLOW_PARAMETERS = "OpenCV DualTVL1 defaults"  # both backends; see flow_torch.Tvl1Params
 
 
 def _check_flow_device(device: str) -> None:
@@ -156,8 +186,10 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
     if settings.max_frames and info.num_frames > settings.max_frames:
         raise VideoError(f"{path}: {info.num_frames} frames is more than --max-frames "
                          f"{settings.max_frames}; skip it or raise the limit")
+    canonical = b""
     if settings.reencode:
-        stream = io.BytesIO(encode_canonical(path, settings.encode, info=info))
+        canonical = encode_canonical(path, settings.encode, info=info)
+        stream = io.BytesIO(canonical)
         stream_format = "h264"
         encode = {"mode": "canonical", "encoder": "libx264", **settings.encode.as_dict()}
     else:
@@ -185,10 +217,16 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
     frame_types = "".join(types)
     arrays = compute_cues(frames, vectors, frame_types, settings)
     height, width = frames[0].shape[:2]
+    if "rgb" in arrays and settings.rgb_codec == "h264":
+        try:
+            arrays["rgb"] = split_stream(canonical, frame_types, height, width)
+        except ValueError as exc:
+            raise VideoError(f"{path}: {exc}; try --rgb-codec jpeg") from None
     meta = {
         "source_path": os.path.abspath(path),
         "source_codec": info.codec,
         "source_sha256": file_sha256(path),
+        "source_bytes": os.path.getsize(path),
         "fps": settings.encode.fps if (settings.reencode and settings.encode.fps) else info.fps,
         "original_size": [info.width, info.height],
         "stored_size": [width, height],
@@ -196,7 +234,8 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
         "frame_types": frame_types,
         "encode": encode,
         "cues": list(settings.cues),
-        "arrays": list(arrays),
+        "arrays": list(settings.array_names),
+        "computed": list(settings.computed_cues),
         "cue_grid": settings.cue_grid,
         "rgb_codec": settings.rgb_codec,
         **({"flow_backend": settings.flow_backend} if "tvl1" in settings.cues else {}),
@@ -207,14 +246,15 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
 
 def compute_cues(frames: list[np.ndarray], vectors: list[np.ndarray | None], frame_types: str,
                  settings: PrepSettings) -> dict[str, np.ndarray]:
-    """Every requested array from decoded frames ((H, W, 3) uint8) and raw motion vectors."""
+    """Every requested array that is stored (not `settings.computed_cues`) from decoded frames
+    ((H, W, 3) uint8) and raw motion vectors."""
     count = len(frames)
     height, width = frames[0].shape[:2]
     g = settings.cue_grid
     grid_shape = (-(-height // GRID), -(-width // GRID))
     patch_shape = (-(-height // C.PATCH), -(-width // C.PATCH))
     cell_shape = (-(-height // g), -(-width // g))
-    wanted = set(settings.cues)
+    wanted = set(settings.cues) - set(settings.computed_cues)
     out: dict[str, np.ndarray] = {}
     if "rgb" in wanted:
         out["rgb"] = np.stack(frames)
@@ -240,18 +280,15 @@ def compute_cues(frames: list[np.ndarray], vectors: list[np.ndarray | None], fra
         for t in range(1, count):
             md[t], md_valid[t] = C.motion_displacement(displacement[t], valid[t])
         out["md"], out["md_valid"] = md, md_valid
-    # Cell means are linear, so differences of pooled frames equal pooled differences.
-    pooled = [C.cell_mean(f, g) for f in frames] if wanted & {"rgbr", "rgbd"} else []
     if "rgbd" in wanted:
         rgbd = np.zeros((count, *cell_shape, 3), np.float32)
         for t in range(1, count):
-            rgbd[t] = pooled[t] - pooled[t - 1]
+            rgbd[t] = C.difference(frames[t], frames[t - 1], g)
         out["rgbd"] = rgbd
     if "rgbr" in wanted:
         rgbr = np.zeros((count, *cell_shape, 3), np.float32)
         for t in range(1, count):
-            prediction = C.motion_compensate(frames[t - 1], displacement[t])
-            rgbr[t] = pooled[t] - C.cell_mean(prediction, g)
+            rgbr[t] = C.residual(frames[t], frames[t - 1], displacement[t], g)
         out["rgbr"] = rgbr
     if "tvl1" in wanted:
         flow = np.zeros((count, *cell_shape, 2), np.float32)
@@ -265,7 +302,7 @@ def compute_cues(frames: list[np.ndarray], vectors: list[np.ndarray | None], fra
             for t in range(start, stop):
                 flow[t] = C.cell_mean(pairs[t - start], g)
         out["tvl1"] = flow
-    return {name: out[name] for name in settings.array_names}
+    return {name: out[name] for name in settings.array_names if name in out}
 
 
 __all__ = ["DEFAULT_CUES", "PrepSettings", "check_flow_device_here", "compute_cues",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dvt_prep.cue_names import FLOW_BACKENDS
+
 
 def _grey(frame: np.ndarray) -> np.ndarray:
     frame = np.asarray(frame)
@@ -18,7 +20,6 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"tvl1_flow takes (H, W) grey or (H, W, 3) RGB frames, got {frame.shape}")
 
 
-FLOW_BACKENDS = ("opencv", "torch")
 
 
 def tvl1_flow(frame_a: np.ndarray, frame_b: np.ndarray, *, backend: str = "torch",

@@ -14,7 +14,7 @@ from dvt_prep.batch import PrepReport, prep_videos
 from dvt_prep.errors import InputError
 from dvt_prep.extract import PrepSettings
 from dvt_prep.inputs import VideoInput
-from dvt_prep.store import create_store
+from dvt_prep.store import prepare_store
 
 Progress = Callable[[str, str, int], None]  # video id, status, frames
 
@@ -45,13 +45,16 @@ def prep_parallel(videos: list[VideoInput], output: str, settings: PrepSettings,
     """Prep videos with `workers` processes ("local") or on a Dask cluster ("dask").
 
     scheduler: a Dask scheduler address, or "local" (the default) to start a LocalCluster with
-    `workers` single-threaded worker processes.
+    `workers` single-threaded worker processes. Raises StoreError before any work when the
+    store was made with other settings.
     """
     report = PrepReport()
     if executor == "local" and workers <= 1:
         return prep_videos(videos, output, settings, on_video=on_video,
                            retry_failed=retry_failed)
-    create_store(output)  # once, before any worker: zarr's group creation is not race-safe
+    # once, before any worker: checks the store's settings (every worker checks again) and
+    # creates it, as zarr's group creation is not race-safe
+    prepare_store(output, settings.record())
     work = list(chunks(videos, chunk_size))
     if executor == "local":
         with ProcessPoolExecutor(max_workers=workers) as pool:

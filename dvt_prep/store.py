@@ -6,6 +6,12 @@ Layout (one hierarchy, many videos):
     STORE/parts/<part>/             one group per flush of one writer, written once, never edited
     STORE/parts/<part>/<array>      (F, ...) the frames of all the part's videos, back to back;
                                     one shard per array, so one file per cue and part
+    STORE/parts/<part>/rgb_h264     with --rgb-codec h264: the videos' canonical H.264 streams
+    STORE/parts/<part>/rgb_packets  back to back, and (F, 3) per frame: byte offset, byte
+                                    length, frames since the GOP's key frame (rgb_stream.py)
+
+The root attributes record the settings the store was made with (`prepare_store`); a run with
+other settings stops before it writes anything.
 
 A part is committed when its group attributes list its videos (`videos`: id -> metadata with
 `offset` and `num_frames` into the part's arrays); that attribute is written last, by an atomic
@@ -19,7 +25,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
+import weakref
 
 import numpy as np
 import zarr
@@ -28,12 +36,19 @@ from zarr.codecs import BytesCodec
 
 from dvt_prep.codecs import JpegCodec
 from dvt_prep.errors import StoreError
+from dvt_prep.rgb_stream import Box, EncodedFrames, StreamReader
 from dvt_prep.shard_read import ShardFile
-from dvt_prep.store_format import ARRAYS, compressor, from_disk, to_disk
+from dvt_prep.store_format import (
+    ARRAYS,
+    RGB_CODECS,
+    RGB_STREAM_ARRAYS,
+    compressor,
+    from_disk,
+    to_disk,
+)
 
 LAYOUT = 1
 PARTS = "parts"
-RGB_CODECS = ("jpeg", "lossless")
 
 
 class StoreWriter:
@@ -43,7 +58,7 @@ class StoreWriter:
     (or use it as a context manager); videos become visible when their part is flushed.
     """
 
-    def __init__(self, path: str | os.PathLike, *, rgb_codec: str = "jpeg",
+    def __init__(self, path: str | os.PathLike, *, rgb_codec: str = "h264",
                  jpeg_quality: int = 95, part_frames: int = 512) -> None:
         if rgb_codec not in RGB_CODECS:
             raise StoreError(f"unknown rgb codec {rgb_codec!r}; use one of {', '.join(RGB_CODECS)}")
@@ -53,8 +68,10 @@ class StoreWriter:
         self._pending: list[tuple[str, dict[str, np.ndarray], dict]] = []
         self._pending_failures: dict[str, str] = {}
 
-    def add_video(self, video_id: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-        """Queue a finished video: arrays by name (section 3 shapes), JSON-able metadata."""
+    def add_video(self, video_id: str, arrays: dict[str, np.ndarray | EncodedFrames],
+                  meta: dict) -> None:
+        """Queue a finished video: arrays by name (section 3 shapes; `rgb` may be its
+        EncodedFrames), JSON-able metadata."""
         lengths = {name: len(array) for name, array in arrays.items()}
         if len(set(lengths.values())) != 1:
             raise ValueError(f"{video_id}: arrays differ in frame count: {lengths}")
@@ -99,24 +116,38 @@ class StoreWriter:
                 entries[video_id] = {**meta, "offset": offset, "num_frames": frames}
                 offset += frames
             if videos:
-                for array_name in videos[0][1]:
-                    data = np.concatenate([arrays[array_name] for _, arrays, _ in videos])
-                    self._write_array(group, array_name, data)
+                for array_name, first in videos[0][1].items():
+                    values = [arrays[array_name] for _, arrays, _ in videos]
+                    if isinstance(first, EncodedFrames):
+                        self._write_stream(group, values)
+                    else:
+                        self._write_array(group, array_name, np.concatenate(values))
             group.attrs.update({"videos": entries, "failures": failures})  # the commit
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write the store ({exc.strerror or exc}); "
                              "check free space and permissions") from None
 
-    def _write_array(self, group: zarr.Group, name: str, data: np.ndarray) -> None:
+    def _write_stream(self, group: zarr.Group, videos: list[EncodedFrames]) -> None:
+        """The videos' H.264 streams back to back, and their packet tables with offsets into
+        the part's bytes."""
+        starts = np.cumsum([0] + [len(v.data) for v in videos[:-1]])
+        packets = np.concatenate([v.packets + [start, 0, 0]
+                                  for v, start in zip(videos, starts, strict=True)])
+        data = np.frombuffer(b"".join(v.data for v in videos), np.uint8)
+        self._write_array(group, RGB_STREAM_ARRAYS[0], data, level=0)
+        self._write_array(group, RGB_STREAM_ARRAYS[1], packets)
+
+    def _write_array(self, group: zarr.Group, name: str, data: np.ndarray,
+                     level: int = 5) -> None:
         spec = ARRAYS[name]
         data = to_disk(name, data)
-        per_chunk = min(spec.frames_per_chunk, len(data))
+        per_chunk = max(1, min(spec.frames_per_chunk, len(data)))
         chunks = (per_chunk, *data.shape[1:])
-        shards = (-(-len(data) // per_chunk) * per_chunk, *data.shape[1:])
+        shards = (max(1, -(-len(data) // per_chunk)) * per_chunk, *data.shape[1:])
         if name == "rgb" and self.rgb_codec == "jpeg":
             serializer, compressors = JpegCodec(quality=self.jpeg_quality), None
         else:
-            serializer, compressors = BytesCodec(), compressor(spec.disk_dtype)
+            serializer, compressors = BytesCodec(), compressor(spec.disk_dtype, level)
         array = group.create_array(name, shape=data.shape, dtype=spec.disk_dtype, chunks=chunks,
                                    shards=shards, serializer=serializer, compressors=compressors,
                                    fill_value=0)
@@ -131,6 +162,7 @@ class Store:
         self._root = _open_root(self.path, create=False)
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
         self._shard_files: dict[tuple[str, str], ShardFile | None] = {}
+        self._stream = StreamReader(weakref.WeakMethod(self._rows))  # no cycle: freed at once
         self.refresh()
 
     def refresh(self) -> None:
@@ -193,20 +225,31 @@ class Store:
         """Names of the arrays stored for a video (cues and their validity arrays)."""
         return list(self._entry(video_id)[1]["arrays"])
 
-    def read(self, video_id: str, cue: str, start: int | None = None, stop: int | None = None
-             ) -> np.ndarray:
-        """Frames [start, stop) of one cue, in the dtype and shape of SPEC section 3."""
+    def read(self, video_id: str, cue: str, start: int | None = None, stop: int | None = None,
+             *, box: Box | None = None) -> np.ndarray:
+        """Frames [start, stop) of one cue, in the dtype and shape of SPEC section 3.
+
+        box: (y0, y1, x0, x1) stored pixels that the caller will use. A cue read from an
+        H.264 store (rgb decoded, rgbr and rgbd computed) then has only the cells (pixels for
+        rgb) within one cell of it filled, and zeros elsewhere; stored cues come whole.
+        """
         part, entry = self._cue_part(video_id, cue)
         first, last, _ = slice(start, stop).indices(entry["num_frames"])
+        if _from_stream(entry, cue):
+            return self._stream.read(part, entry, cue, list(range(first, max(first, last))), box)
         offset = entry["offset"]
         return from_disk(cue, self._rows(part, cue, offset + first, offset + max(first, last)))
 
-    def read_frames(self, video_id: str, cue: str, frames: list[int]) -> np.ndarray:
-        """The given frames (sorted, in range) of one cue in one read: (len(frames), ...)."""
+    def read_frames(self, video_id: str, cue: str, frames: list[int], *,
+                    box: Box | None = None) -> np.ndarray:
+        """The given frames (sorted, in range) of one cue in one read: (len(frames), ...).
+        box: as in `read`."""
         part, entry = self._cue_part(video_id, cue)
         if frames and (min(frames) < 0 or max(frames) >= entry["num_frames"]):
             raise StoreError(f"{self.path}: frames {min(frames)}..{max(frames)} are outside "
                              f"video {video_id!r} ({entry['num_frames']} frames)")
+        if _from_stream(entry, cue):
+            return self._stream.read(part, entry, cue, list(frames), box)
         offset = entry["offset"]
         if not frames:
             return from_disk(cue, self._rows(part, cue, offset, offset))
@@ -220,15 +263,18 @@ class Store:
                                               for f in frames]))
 
     def nbytes(self) -> dict[str, int]:
-        """Bytes on disk per array name, summed over parts (local stores only)."""
+        """Bytes on disk per array name, summed over parts (local stores only); the H.264
+        stream and its packet table count as `rgb`."""
         totals: dict[str, int] = {}
         parts_dir = os.path.join(self.path, PARTS)
         for part in os.listdir(parts_dir) if os.path.isdir(parts_dir) else []:
             for array_name in ARRAYS:
                 folder = os.path.join(parts_dir, part, array_name)
+                name = "rgb" if array_name in RGB_STREAM_ARRAYS else array_name
                 for dirpath, _, files in os.walk(folder):
-                    totals[array_name] = totals.get(array_name, 0) + sum(
-                        os.path.getsize(os.path.join(dirpath, f)) for f in files)
+                    if files:
+                        totals[name] = totals.get(name, 0) + sum(
+                            os.path.getsize(os.path.join(dirpath, f)) for f in files)
         return totals
 
     def _entry(self, video_id: str) -> tuple[str, dict]:
@@ -267,7 +313,13 @@ class Store:
 
 INDEX = "index.json"
 _SUMMARY = "summary_only"
-_SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset")
+_SUMMARY_KEYS = ("num_frames", "arrays", "stored_size", "offset", "rgb_codec", "computed",
+                 "cue_grid", "source_bytes")
+
+
+def _from_stream(entry: dict, cue: str) -> bool:
+    """The cue is decoded or computed from the video's stored H.264 stream."""
+    return entry.get("rgb_codec") == "h264" and (cue == "rgb" or cue in entry.get("computed", ()))
 
 
 def _part_names(path: str, parts: zarr.Group | None) -> list[str]:
@@ -329,7 +381,7 @@ def _part_attributes(parts: zarr.Group, name: str) -> dict | None:
     return attrs if isinstance(attrs.get("videos"), dict) else None
 
 
-def _open_root(path: str, *, create: bool) -> zarr.Group:
+def _open_root(path: str, *, create: bool, settings: dict | None = None) -> zarr.Group:
     from dvt_prep import __version__
 
     if not create and not os.path.exists(path) and "://" not in path:
@@ -344,7 +396,8 @@ def _open_root(path: str, *, create: bool) -> zarr.Group:
             if "dvt_store" not in root.attrs:
                 if any(True for _ in root.keys()):
                     raise StoreError(f"{path}: exists and is not a dvt store; choose another -o")
-                root.attrs["dvt_store"] = {"layout": LAYOUT, "created_by": f"dvt {__version__}"}
+                root.attrs["dvt_store"] = {"layout": LAYOUT, "created_by": f"dvt {__version__}",
+                                           **({SETTINGS: settings} if settings else {})}
         else:
             root = zarr.open_group(path, mode="r")
     except (StoreError, zarr.errors.ContainsGroupError):
@@ -362,8 +415,9 @@ def _open_root(path: str, *, create: bool) -> zarr.Group:
     return root
 
 
-def create_store(path: str | os.PathLike) -> zarr.Group:
-    """Create the store's root and parts groups if needed; returns the root group.
+def create_store(path: str | os.PathLike, settings: dict | None = None) -> zarr.Group:
+    """Create the store's root and parts groups if needed, recording `settings` (a
+    `PrepSettings.record()`) in a new store; returns the root group.
 
     Call it once before starting parallel writers: zarr's group creation is not safe against
     another process creating the same group at the same moment.
@@ -371,13 +425,88 @@ def create_store(path: str | os.PathLike) -> zarr.Group:
     path = os.fspath(path)
     for attempt in range(5):
         try:
-            root = _open_root(path, create=True)
+            root = _open_root(path, create=True, settings=settings)
             if PARTS not in root:
                 root.create_group(PARTS)
             return root
         except zarr.errors.ContainsGroupError:  # another process won the race: open theirs
             time.sleep(0.05 * (attempt + 1))
     return _open_root(path, create=False)
+
+
+SETTINGS = "settings"
+
+
+def recorded_settings(path: str | os.PathLike) -> dict | None:
+    """The settings a store was made with: its record, or for a store written before stores
+    recorded them, what the metadata of one of its videos says (they were all prepped alike,
+    or the store was mixed before anything checked); None for a store without videos."""
+    path = os.fspath(path)
+    recorded = _open_root(path, create=False).attrs["dvt_store"].get(SETTINGS)
+    if recorded is not None:
+        return dict(recorded)
+    store = Store(path)
+    if not len(store):
+        return None
+    return _settings_of_meta(store.meta(store.video_ids[-1]))
+
+
+def settings_recorded(path: str | os.PathLike) -> bool:
+    """Whether the store records its settings (stores written before it do not)."""
+    return SETTINGS in _open_root(os.fspath(path), create=False).attrs["dvt_store"]
+
+
+def _settings_of_meta(meta: dict) -> dict:
+    """What a video's metadata says of the settings (older stores); unknown ones left out."""
+    encode = meta.get("encode", {})
+    canonical = encode.get("mode") == "canonical"
+    out = {"encode_mode": encode.get("mode"),
+           **{k: encode.get(k) if canonical else None
+              for k in ("size", "fps", "gop", "crf", "preset")},
+           "cue_grid": meta.get("cue_grid"), "rgb_codec": meta.get("rgb_codec")}
+    if "flow_backend" in meta:
+        out["flow_backend"] = meta["flow_backend"]
+    return out
+
+
+def prepare_store(path: str | os.PathLike, settings: dict) -> None:
+    """Before a run writes anything: create the store recording `settings`, or check that an
+    existing store was made with the same ones (`check_settings`)."""
+    check_settings(path, settings)
+    create_store(path, settings)
+
+
+def check_settings(path: str | os.PathLike, settings: dict) -> None:
+    """Raise a one-line StoreError naming each setting in which an existing store differs from
+    `settings` (a `PrepSettings.record()`); reads only."""
+    path = os.fspath(path)
+    local, recorded = "://" not in path, None
+    if not local or os.path.isfile(os.path.join(path, "zarr.json")):
+        try:
+            recorded = recorded_settings(path)
+        except StoreError:
+            if local:
+                raise
+            # a remote store that is not there yet
+    if recorded is not None:
+        wanted = json.loads(json.dumps(settings))
+        differences = [f"{key} {recorded[key]!r} (this run: {value!r})"
+                       for key, value in wanted.items()
+                       if key in recorded and recorded[key] != value]
+        if differences:
+            raise StoreError(f"{path} was prepped with {', '.join(differences)}; a store never "
+                             "mixes settings: prep into a new store (-o NEW.zarr), or pass "
+                             "--overwrite to delete this one and prep anew")
+
+
+def delete_store(path: str | os.PathLike) -> None:
+    """Delete a local dvt store (checked to be one first), for a run that re-preps it anew."""
+    path = os.fspath(path)
+    if "://" in path:
+        raise StoreError(f"{path}: --overwrite deletes local stores only; delete it yourself")
+    if os.path.exists(path):
+        _open_root(path, create=False)  # raises unless it is a dvt store
+        shutil.rmtree(path)
 
 
 def open_store(path: str | os.PathLike, mode: str = "r") -> Store:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from zarr.codecs import BloscCodec
 
+from dvt_prep.cue_names import RGB_CODECS  # noqa: F401  (re-exported)
+
 
 @dataclass(frozen=True)
 class ArraySpec:
@@ -26,8 +28,15 @@ class ArraySpec:
     scale: float | None = None
 
 
+COMPUTED_CUES = ("rgbr", "rgbd")  # computed at read time where rgb is kept as H.264
+# Where rgb is H.264 (dvt_prep.rgb_stream), it is kept as these two arrays; "rgb" is then only
+# a name in the video's entry. frames_per_chunk of rgb_h264 counts bytes.
+RGB_STREAM_ARRAYS = ("rgb_h264", "rgb_packets")
+
 ARRAYS: dict[str, ArraySpec] = {
     "rgb": ArraySpec("uint8", "uint8", 1),
+    "rgb_h264": ArraySpec("uint8", "uint8", 1 << 16),
+    "rgb_packets": ArraySpec("int64", "int64", 256),
     "mv": ArraySpec("int16", "float32", 16, scale=16),  # quarter-pel exact; 1/32 px otherwise
     "mv_valid": ArraySpec("bool", "bool", 16),
     "md": ArraySpec("float32", "float32", 16),  # small: kept exact
@@ -55,7 +64,8 @@ def from_disk(name: str, data: np.ndarray) -> np.ndarray:
     return data.astype(spec.read_dtype) * np.float32(1.0 / spec.scale)
 
 
-def compressor(dtype: str) -> BloscCodec:
-    """zstd with byte shuffling (bit shuffling for booleans)."""
-    return BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle" if dtype == "bool" else "shuffle",
+def compressor(dtype: str, level: int = 5) -> BloscCodec:
+    """zstd with byte shuffling (bit shuffling for booleans); level 0 stores bytes as they are
+    (for the H.264 stream, which zstd cannot shrink)."""
+    return BloscCodec(cname="zstd", clevel=level, shuffle="bitshuffle" if dtype == "bool" else "shuffle",
                       typesize=np.dtype(dtype).itemsize)

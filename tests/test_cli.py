@@ -70,7 +70,8 @@ def test_bad_inputs_one_line_nonzero_and_store_unchanged(tmp_path, video_dir):
     (bad / "empty.mp4").write_bytes(b"")
     (bad / "text.mp4").write_text("this is not a video\n")
     for name in ("truncated", "empty", "text"):
-        result = run_dvt("prep", bad / f"{name}.mp4", "-o", store, "--cues", CUES)
+        result = run_dvt("prep", bad / f"{name}.mp4", "-o", store, "--cues", CUES,
+                         "--size", "128")
         assert result.exit_code != 0, name
         assert f"failed {name}:" in result.output and "Traceback" not in result.output
     missing = run_dvt("prep", tmp_path / "nope.mp4", "-o", store)

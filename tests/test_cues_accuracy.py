@@ -24,7 +24,7 @@ def _true_backward(meta: dict, name: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def extracted(video_dir):
     settings = PrepSettings(cues=("rgb", "mv", "md", "rgbr", "rgbd", "tvl1"), cue_grid=4,
-                            encode=EncodeSettings(size=128))
+                            encode=EncodeSettings(size=128), rgb_codec="lossless")
     return {name: extract_video(str(video_dir / f"{name}.mp4"), settings) for name in MOTIONS}
 
 

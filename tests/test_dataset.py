@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dvt_model.data import VideoClipDataset, collate, read_labels
-from dvt_prep import StoreWriter
+from dvt_prep import StoreWriter, open_store
 from dvt_prep.encode import EncodeSettings
 from dvt_prep.errors import InputError
 from dvt_prep.extract import PrepSettings, extract_video
@@ -179,9 +179,10 @@ def translating_store(tmp_path_factory, video_dir):
     path = tmp_path_factory.mktemp("tr") / "s.zarr"
     settings = PrepSettings(cues=("rgb", "md", "rgbd", "rgbr"), encode=EncodeSettings(size=128))
     arrays, meta = extract_video(str(video_dir / "landscape_sub.mp4"), settings)
-    with StoreWriter(path) as writer:
+    with StoreWriter(path) as writer:  # rgb as H.264, rgbr and rgbd computed when read
         writer.add_video("v", arrays, meta)
-    return os.fspath(path), arrays
+    store = open_store(path)
+    return os.fspath(path), {name: store.read("v", name) for name in store.cues("v")}
 
 
 def _inner_md(sample) -> torch.Tensor:

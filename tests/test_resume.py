@@ -1,4 +1,5 @@
-"""kill -9 at several points of a 2-worker run, then a rerun: the store equals a clean run."""
+"""kill -9 at several points of a 2-worker run, then a rerun: the store equals a clean run
+(at the defaults: rgb kept as the H.264 stream, rgbr computed from it when read)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -281,7 +282,8 @@ class VideoClipDataset(IterableDataset):
             if cue == "avgp":
                 continue
             array = torch.from_numpy(np.ascontiguousarray(
-                read_clip(store, entry.video_id, cue, frames, self.frame_stride, stored_size)))
+                read_clip(store, entry.video_id, cue, frames, self.frame_stride, stored_size,
+                          box=_pixels(box))))
             if array.ndim == 3:  # validity arrays: add a channel
                 array = array[..., None]
             # resampled as stored (uint8 rgb: only the box is converted to float), then
@@ -301,9 +303,17 @@ class VideoClipDataset(IterableDataset):
         return out
 
 
+def _pixels(box: Box) -> tuple[int, int, int, int]:
+    """The stored pixels (y0, y1, x0, x1) a crop box covers."""
+    return (math.floor(box.y0), math.ceil(box.y0 + box.height), math.floor(box.x0),
+            math.ceil(box.x0 + box.width))
+
+
 def read_clip(store: Store, video_id: str, cue: str, frames: list[int], stride: int,
-              stored_size: tuple[int, int]) -> np.ndarray:
-    """One cue at the clip's frames, (T, ...) in SPEC section 3's dtype.
+              stored_size: tuple[int, int], box: tuple[int, int, int, int] | None = None
+              ) -> np.ndarray:
+    """One cue at the clip's frames, (T, ...) in SPEC section 3's dtype. box: the stored
+    pixels (y0, y1, x0, x1) that will be used (see `Store.read`); None: all.
 
     With stride > 1 the cue of sampled frame k covers every frame since sampled frame k-1:
     displacements followed along the motion path, residuals and differences summed, validity
@@ -311,10 +321,12 @@ def read_clip(store: Store, video_id: str, cue: str, frames: list[int], stride: 
     """
     if cue == "rgb":
         unique = sorted(set(frames))
-        block = store.read_frames(video_id, cue, unique)
-        return block[[unique.index(f) for f in frames]]
+        block = store.read_frames(video_id, cue, unique, box=box)
+        return block if unique == frames else block[[unique.index(f) for f in frames]]
     first = max(0, frames[0] - stride + 1)
-    block = store.read(video_id, cue, first, frames[-1] + 1)
+    block = store.read(video_id, cue, first, frames[-1] + 1, box=box)
+    if frames == list(range(first, first + len(block))):  # the clip is the block
+        return block
     if stride == 1 and len(set(frames)) == len(frames):
         return block[[f - first for f in frames]]
     out = np.zeros((len(frames),) + block.shape[1:], dtype=np.float32)
