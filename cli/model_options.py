@@ -1,4 +1,4 @@
-"""Click options for the model keywords of SPEC section 8, shared by model-info, train, ablate."""
+"""Click options for the model keywords of docs/design.md section 8, shared by model-info, train, ablate."""
 
 from __future__ import annotations
 
