@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -17,6 +18,7 @@ from safetensors.torch import load_file
 
 from dvt_model.ablate import run_ablation
 from dvt_model.data import VideoClipDataset
+from dvt_model.evaluate import evaluate_run
 from dvt_model.metrics_log import MetricsLog
 from dvt_model.predict import predict
 from dvt_model.train import load_run, train
@@ -223,6 +225,17 @@ def test_ablate_writes_reports_and_skips_finished_runs(motion_data, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     table = (tmp_path / "ablation.md").read_text()
     assert "| md_rgbr |" in table and "| none |" in table and "±" in table
+    # the CSV's means are the runs' own results, each evaluated at its last checkpoint
+    runs = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("runs/*/result.json"))]
+    with open(tmp_path / "ablation.csv", encoding="utf-8") as handle:
+        summary = {row["cue"]: float(row["top1"]) for row in csv.DictReader(handle)}
+    for cue in ("md_rgbr", "none"):
+        scores = [r["top1"] for r in runs if r["cue"] == cue]
+        assert len(scores) == 2 and summary[cue] == pytest.approx(np.mean(scores))
+    last = evaluate_run(str(tmp_path / "runs" / "cue=none,seed=1"), num_clips=1, num_crops=1,
+                        checkpoint="last.pt")
+    assert last["top1"] == pytest.approx([r for r in runs if r["run"] == "cue=none,seed=1"][0]
+                                         ["top1"])
     statuses.clear()
     run_ablation(base, {"cue": ["md_rgbr", "none"]}, seeds=[0, 1], out_dir=str(tmp_path),
                  num_clips=1, num_crops=1, on_run=lambda n, s: statuses.append(s))
