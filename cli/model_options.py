@@ -1,4 +1,4 @@
-"""Click options for the model keywords of docs/design.md section 8, shared by model-info, train, ablate."""
+"""Click options for the model keywords (docs/design.md §8), shared by model-info, train, ablate."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ MODEL_OPTIONS = (
     click.option("--time-embed-init", type=click.Choice(TIME_EMBED_INITS),
                  help="Ours (sincos): the time embedding starts as sines of the frame index."),
     click.option("--paper-faithful", is_flag=True, default=None,
-                 help="All of our additions off: the paper's model (docs/design.md section 6)."),
+                 help="All of our additions off: the paper's model (docs/design.md §6)."),
 )
 MODEL_KEYS = ("num_frames", "img_size", "cue", "attention", "fusion", "num_points",
               "num_subclips", "attn_weights", "motion_tokens", "cue_values", "pool", "pool_max",

@@ -11,7 +11,7 @@ DVT_ATTENTIONS = ("dst", "dms", "dst_dms")
 BASELINE_ATTENTIONS = ("joint", "divided", "space")
 POOLS = ("mean", "motion")
 TIME_EMBED_INITS = ("normal", "sincos")
-FRAMES_PER_SUBCLIP = 4  # the default T' (docs/design.md section 6): cost linear in T
+FRAMES_PER_SUBCLIP = 4  # the default T' (docs/design.md §6): cost linear in T
 # Our additions to the paper's model, all off: its D-ST-A and mean pooling (docs/design.md
 # section 6). `time_embed_init` is the paper's ("normal") by default already.
 PAPER_FAITHFUL = dict(motion_tokens=False, cue_values=False, pool="mean", pool_max=False,

@@ -1,4 +1,4 @@
-"""Named models (docs/design.md section 8): `create_model("dvt_tiny", num_classes=10, cue="md_rgbr")`.
+"""Named models (docs/design.md §8): `create_model("dvt_tiny", num_classes=10, cue="md_rgbr")`.
 
 Every name is a plain dict of `ModelConfig` fields below: grep for it to see what is built.
 """
@@ -35,7 +35,7 @@ def list_models() -> list[str]:
 
 
 def model_config(name: str, **overrides) -> ModelConfig:
-    """The config of a named model with keyword overrides (ablation keywords of docs/design.md section 8
+    """The config of a named model with keyword overrides (ablation keywords of docs/design.md §8
     and any other `ModelConfig` field)."""
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}; choose from {', '.join(list_models())}")

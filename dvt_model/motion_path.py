@@ -1,4 +1,4 @@
-"""Following motion paths through per-frame backward displacement fields (docs/design.md section 1).
+"""Following motion paths through per-frame backward displacement fields (docs/design.md §1).
 
 A field `d_t` on a grid of cells `cell` pixels wide says that the content at cell centre `p` of
 frame `t` was at `p + d_t(p)` (pixels) in frame `t-1`. Going back several frames follows the path
@@ -62,7 +62,7 @@ def pairwise_paths(displacements: torch.Tensor, features: torch.Tensor | None, c
     Returns `path` (N, T, T, H, W, 2): entry [t, u] is the displacement from cell s of frame t
     to its position in frame u (pixels); and `mean` (N, T, T, H, W, C): the mean of the
     features of frames min(t, u) .. max(t, u) looked up along that path. For u > t both come
-    from the path of frame u back to t (negated), as docs/design.md section 6 prescribes.
+    from the path of frame u back to t (negated), as docs/design.md §6 prescribes.
     """
     batch, num_frames, height, width = displacements.shape[:4]
     start = grid_positions(height, width, device=displacements.device)

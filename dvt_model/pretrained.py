@@ -1,4 +1,4 @@
-"""Loading an image ViT checkpoint in timm's naming into a video model (docs/design.md section 6).
+"""Loading an image ViT checkpoint in timm's naming into a video model (docs/design.md §6).
 
 What maps is copied: the patch embedding, the spatial position embedding (class token dropped,
 interpolated to the model's grid), and per block the norms, `attn.qkv`, `attn.proj` and the MLP

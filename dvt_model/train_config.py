@@ -21,7 +21,7 @@ class TrainConfig:
     val_store: list[str] | None = None  # default: the training stores
     model: str = "dvt_tiny"
     cue: str = "md_rgbr"
-    model_options: dict = field(default_factory=dict)  # ablation keywords of docs/design.md section 8
+    model_options: dict = field(default_factory=dict)  # ablation keywords of docs/design.md §8
     num_frames: int | None = None  # default: the model's
     img_size: int | None = None
     frame_stride: int = 1

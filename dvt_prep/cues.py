@@ -1,4 +1,4 @@
-"""Per-frame motion cues from decoded frames and rasterised motion vectors (docs/design.md section 3).
+"""Per-frame motion cues from decoded frames and rasterised motion vectors (docs/design.md §3).
 
 All functions work on one frame (or one pair of frames) so that a video never needs its
 full-resolution float cues in memory at once. Shapes use H, W for the frame, g for the cue grid.

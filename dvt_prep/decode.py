@@ -45,7 +45,7 @@ _AV_MOTION_VECTOR = np.dtype(
     ],
     align=True,
 )
-# mv-extractor's column order (docs/design.md section 4); `flags` is left out.
+# mv-extractor's column order (docs/design.md §4); `flags` is left out.
 MV_COLUMNS = (
     "source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "motion_x", "motion_y", "motion_scale",
 )

@@ -1,4 +1,4 @@
-"""The canonical re-encode of docs/design.md section 2, in process with PyAV's libx264.
+"""The canonical re-encode of docs/design.md §2, in process with PyAV's libx264.
 
 Every video is resized so that its short side is `size` (long side rounded to a multiple of 16),
 optionally resampled to a constant frame rate, and encoded with no B-frames, one reference frame
@@ -25,7 +25,7 @@ from dvt_prep.errors import VideoError
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """Canonical encoding parameters (docs/design.md section 2). size in pixels (multiple of 16)."""
+    """Canonical encoding parameters (docs/design.md §2). size in pixels (multiple of 16)."""
 
     size: int = 256
     fps: float | None = None  # None keeps the source's frames as they are

@@ -87,7 +87,7 @@ class PrepSettings:
         return tuple(c for c in self.cues if c in COMPUTED_CUES)
 
     def record(self) -> dict:
-        """The settings a store records and a later run must match (docs/design.md section 4): what
+        """The settings a store records and a later run must match (docs/design.md §4): what
         decides the cues' values, not which cues (adding cues to a store is fine) nor the
         guards or the flow device."""
         encode = self.encode.as_dict() if self.reencode else dict.fromkeys(self.encode.as_dict())
@@ -166,7 +166,7 @@ class _TimeLimit:
 
 def extract_video(path: str, settings: PrepSettings = PrepSettings()
                   ) -> tuple[dict[str, np.ndarray], dict]:
-    """Cues of one video as arrays of docs/design.md section 3 (float32 / uint8 / bool), and its metadata.
+    """Cues of one video as arrays of docs/design.md §3 (float32 / uint8 / bool), and its metadata.
 
     Raises VideoError (one line) for a video that cannot be decoded or re-encoded, or that a
     guard of `settings` (max_pixels, max_frames, time_limit) stops.

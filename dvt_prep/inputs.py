@@ -1,4 +1,4 @@
-"""From command-line inputs to (video id, path) pairs (docs/design.md section 4, video ids)."""
+"""From command-line inputs to (video id, path) pairs (docs/design.md §4, video ids)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The codec's motion vectors: raw export (mv-extractor layout) and rasterisation to a 4x4 grid.
 
-Conventions (docs/design.md section 1): a displacement d at position p of frame t says the content was at
+Conventions (docs/design.md §1): a displacement d at position p of frame t says the content was at
 p + d in frame t-1; channels are (dx, dy) in pixels. FFmpeg's AVMotionVector has
 src = dst + motion / motion_scale, where src lies in the reference frame, so for a reference k
 frames in the past the one-frame-back displacement is motion / motion_scale / k.

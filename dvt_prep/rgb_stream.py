@@ -1,6 +1,6 @@
 """`rgb` kept as the canonical H.264 stream itself (`--rgb-codec h264`), decoded when read.
 
-The canonical stream (docs/design.md section 2) has an IDR frame, with its SPS and PPS in front, every
+The canonical stream (docs/design.md §2) has an IDR frame, with its SPS and PPS in front, every
 `gop` frames, and no B-frames, so each GOP decodes on its own and decode order is display
 order. A store keeps the stream's access units back to back (`rgb_h264`, bytes) and one row per
 frame (`rgb_packets`: byte offset, byte length, frames since its GOP's key frame). A read
@@ -8,7 +8,7 @@ decodes from the key frame before the first frame asked for, in process with PyA
 decoder on one thread: the frames are bit for bit those the cues were computed from.
 
 Decoding also yields each frame's motion vectors, so `rgbr` and `rgbd` (deterministic functions
-of the frames and vectors, docs/design.md section 3) can be computed at read time instead of stored.
+of the frames and vectors, docs/design.md §3) can be computed at read time instead of stored.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class StreamReader:
     def read(self, part: str, entry: dict, cue: str, frames: list[int],
              box: Box | None = None) -> np.ndarray:
         """rgb decoded from the stored stream, or rgbr / rgbd computed from it, at `frames`
-        (sorted, in range): (len(frames), ...) in docs/design.md section 3's dtype. With a `box`, only
+        (sorted, in range): (len(frames), ...) in docs/design.md §3's dtype. With a `box`, only
         the cells (pixels for rgb) within one cell of it are filled, the rest are zero."""
         height, width = entry["stored_size"][1], entry["stored_size"][0]
         if cue == "rgb":

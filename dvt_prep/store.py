@@ -1,4 +1,4 @@
-"""The zarr v3 store of cues: layout, writing and the read API (docs/design.md section 4).
+"""The zarr v3 store of cues: layout, writing and the read API (docs/design.md §4).
 
 Layout (one hierarchy, many videos):
 
@@ -207,7 +207,7 @@ class Store:
         return len(self._videos)
 
     def meta(self, video_id: str) -> dict:
-        """Per-video metadata (docs/design.md section 4) as a new dict."""
+        """Per-video metadata (docs/design.md §4) as a new dict."""
         part, entry = self._entry(video_id)
         if entry.get(_SUMMARY):  # from the index: the part's attributes have the rest
             if part not in self._full_attrs:
@@ -227,7 +227,7 @@ class Store:
 
     def read(self, video_id: str, cue: str, start: int | None = None, stop: int | None = None,
              *, box: Box | None = None) -> np.ndarray:
-        """Frames [start, stop) of one cue, in the dtype and shape of docs/design.md section 3.
+        """Frames [start, stop) of one cue, in the dtype and shape of docs/design.md §3.
 
         box: (y0, y1, x0, x1) stored pixels that the caller will use. A cue read from an
         H.264 store (rgb decoded, rgbr and rgbd computed) then has only the cells (pixels for
@@ -510,7 +510,7 @@ def delete_store(path: str | os.PathLike) -> None:
 
 
 def open_store(path: str | os.PathLike, mode: str = "r") -> Store:
-    """Open a store for reading (docs/design.md section 4). Only mode "r" is supported."""
+    """Open a store for reading (docs/design.md §4). Only mode "r" is supported."""
     if mode != "r":
         raise ValueError("open_store is read-only; write with dvt_prep.store.StoreWriter")
     return Store(path)

@@ -1,7 +1,7 @@
 """How each array of a store is kept on disk: dtype, quantisation, chunking, compression.
 
-The read API (`Store.read`) returns docs/design.md section 3's dtypes; what lies on disk may be quantised
-within the bounds of docs/design.md section 3. `to_disk` and `from_disk` are the two directions.
+The read API (`Store.read`) returns docs/design.md §3's dtypes; what lies on disk may be quantised
+within the bounds of docs/design.md §3. `to_disk` and `from_disk` are the two directions.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def to_disk(name: str, data: np.ndarray) -> np.ndarray:
 
 
 def from_disk(name: str, data: np.ndarray) -> np.ndarray:
-    """The read API's array (docs/design.md section 3 dtype) from what is stored."""
+    """The read API's array (docs/design.md §3 dtype) from what is stored."""
     spec = ARRAYS[name]
     if spec.scale is None:
         return data.astype(spec.read_dtype, copy=False)

@@ -1,4 +1,4 @@
-"""Cues of generated videos with known motion against the truth (docs/design.md sections 1 to 3)."""
+"""Cues of generated videos with known motion against the truth (docs/design.md §§1 to 3)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def _bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 
 def test_rgbr_and_rgbd_equal_their_formulas_at_grid_1(prepped):
-    """docs/design.md section 3 at g = 1: rgbd = rgb[t] - rgb[t-1]; rgbr = rgb[t] minus rgb[t-1]
+    """docs/design.md §3 at g = 1: rgbd = rgb[t] - rgb[t-1]; rgbr = rgb[t] minus rgb[t-1]
     sampled bilinearly at p + mv[t](p) (mv nearest-cell upsampled from its 4x4 grid)."""
     store = open_store(prepped[0])
     rgb, mv = store.read("v", "rgb").astype(np.float64), store.read("v", "mv")

@@ -1,4 +1,4 @@
-"""Streaming clips of cached cues for training and evaluation (docs/design.md section 7)."""
+"""Streaming clips of cached cues for training and evaluation (docs/design.md §7)."""
 
 from dvt_model.data.dataset import DATASET_CUES, VideoClipDataset, collate, read_clip
 from dvt_model.data.labels import UNLABELLED, Labels, kinetics_video_id, read_labels

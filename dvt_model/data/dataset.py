@@ -1,4 +1,4 @@
-"""`VideoClipDataset`: clips of cached cues streamed from one or many stores (docs/design.md section 7)."""
+"""`VideoClipDataset`: clips of cached cues streamed from stores (docs/design.md §7)."""
 
 from __future__ import annotations
 
@@ -312,7 +312,7 @@ def _pixels(box: Box) -> tuple[int, int, int, int]:
 def read_clip(store: Store, video_id: str, cue: str, frames: list[int], stride: int,
               stored_size: tuple[int, int], box: tuple[int, int, int, int] | None = None
               ) -> np.ndarray:
-    """One cue at the clip's frames, (T, ...) in docs/design.md section 3's dtype. box: the stored
+    """One cue at the clip's frames, (T, ...) in docs/design.md §3's dtype. box: the stored
     pixels (y0, y1, x0, x1) that will be used (see `Store.read`); None: all.
 
     With stride > 1 the cue of sampled frame k covers every frame since sampled frame k-1:

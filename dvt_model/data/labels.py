@@ -1,7 +1,7 @@
 """Label files: `video_id,label` CSV, the Kinetics annotation CSV, Something-Something-V2 JSON.
 
 Every format becomes a `Labels`: video id -> class index, and the class names in index order.
-Class names map to indices in sorted order (docs/design.md section 7) unless the format fixes the indices
+Class names map to indices in sorted order (docs/design.md §7) unless the format fixes the indices
 (integer labels, SSv2's labels file).
 """
 

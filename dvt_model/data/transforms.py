@@ -1,4 +1,4 @@
-"""Geometric transforms applied to every cue of a clip together (docs/design.md section 7).
+"""Geometric transforms applied to every cue of a clip together (docs/design.md §7).
 
 A `Box` is a crop in stored pixels (edge coordinates: pixel i covers [i, i+1)), resized to a
 square of `out_size` pixels and optionally mirrored. Each cue is resampled on its own grid

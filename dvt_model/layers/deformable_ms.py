@@ -1,4 +1,4 @@
-"""D-MS-A: deformable multi-scale attention (docs/design.md section 6), as in Deformable DETR.
+"""D-MS-A: deformable multi-scale attention (docs/design.md §6), as in Deformable DETR.
 
 Strided depthwise 3D convolutions of the token grid make L coarser scales (each halves time,
 height and width). For each scale and head, N points around the query's own position with

@@ -1,4 +1,4 @@
-"""D-ST-A: deformable space-time attention guided by motion (docs/design.md section 6).
+"""D-ST-A: deformable space-time attention guided by motion (docs/design.md §6).
 
 Each query patch s of frame t looks at every frame t' of its own sub-clip, at N points per head
 around its motion-predicted position s + d(s, t, t'), and mixes the bilinearly sampled values

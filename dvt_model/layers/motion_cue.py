@@ -1,4 +1,4 @@
-"""Motion cue embeddings m(s, t, t') (docs/design.md section 6): one small class per cue type.
+"""Motion cue embeddings m(s, t, t') (docs/design.md §6): one small class per cue type.
 
 Every cue gives per-frame, per-patch displacement (pixels; `None` for cues without one) and
 per-frame, per-patch appearance features. For query patch s of frame t and frame t' of its
