@@ -38,6 +38,7 @@ class ModelConfig:
     cue_dim: int | None = None  # width of the motion cue embedding m; None: embed_dim // 4
     drop_rate: float = 0.0  # dropout before the head
     motion_tokens: bool = True  # ours: the per-patch cue also added to each token's embedding
+    motion_token_features: bool = False  # the cue's appearance part in the motion tokens too
     cue_values: bool = True  # ours: D-ST-A's values carry the motion cue (Shaw et al. style)
     pool: str = "motion"  # mean | motion (ours: tokens weighted by their motion before the head)
     pool_max: bool = True  # ours: the per-channel max over tokens added to the pooled mean

@@ -47,9 +47,9 @@ class VideoTransformer(nn.Module):
         self.motion_cue = MOTION_CUES[config.cue](embed_dim=config.motion_cue_dim,
                                                   patch_size=config.patch_size) \
             if uses_cue else None
-        self.cue_tokens = nn.Linear(self.motion_cue.token_channels, dim) \
-            if self.motion_cue is not None and config.motion_tokens and config.cue != "none" \
-            else None
+        token_channels = self.motion_cue.token_channels(config.motion_token_features) \
+            if self.motion_cue is not None and config.motion_tokens else 0
+        self.cue_tokens = nn.Linear(token_channels, dim) if token_channels else None
         self.blocks = nn.ModuleList(self._block() for _ in range(config.depth))
         self.fc_norm = VitNorm(dim)
         self.head_drop = nn.Dropout(config.drop_rate)
@@ -104,7 +104,8 @@ class VideoTransformer(nn.Module):
         x = self.patch_embed(video) + self.pos_embed[:, None] + self.time_embed
         context = MotionContext(grid=self.grid)
         if self.cue_tokens is not None:
-            x = x + self.cue_tokens(self.motion_cue.per_token(batch, self.grid).to(x.dtype))
+            x = x + self.cue_tokens(self.motion_cue.per_token(
+                batch, self.grid, self.config.motion_token_features).to(x.dtype))
         if self.motion_cue is not None:
             context.path, context.cue = self.motion_cue(
                 batch, grid=self.grid, num_frames=self.config.num_frames,

@@ -43,6 +43,7 @@ class MotionCue(nn.Module):
 
     inputs: tuple[str, ...] = ()
     feature_channels: int = 0
+    has_displacement: bool = False
 
     def __init__(self, *, embed_dim: int, patch_size: int = 16) -> None:
         super().__init__()
@@ -62,21 +63,24 @@ class MotionCue(nn.Module):
         displacement, _ = self.per_frame(batch, grid)
         return None if displacement is None else displacement.norm(dim=-1).flatten(2, 3)
 
-    @property
-    def token_channels(self) -> int:
-        """Channels of `per_token`."""
-        return 3 * (2 + self.feature_channels)
+    def token_channels(self, with_features: bool = True) -> int:
+        """Channels of `per_token` (0: nothing to say per patch)."""
+        if not self.has_displacement and not (with_features and self.feature_channels):
+            return 0
+        return 3 * (2 + (self.feature_channels if with_features else 0))
 
-    def per_token(self, batch: dict, grid: tuple[int, int]) -> torch.Tensor:
+    def per_token(self, batch: dict, grid: tuple[int, int], with_features: bool = True
+                  ) -> torch.Tensor:
         """The cue of each patch of each frame and when it happened, (B, T, Hp*Wp, 3C): the
-        cue c (`signed_log` of the displacement, zero for cues without one, and the features)
-        and its products with cos and sin of pi t / (T - 1), so that a linear layer can tell
+        cue c (`signed_log` of the displacement, zero for cues without one, and the features
+        when `with_features`) and its products with cos and sin of pi t / (T - 1), so that a linear layer can tell
         motion early in the clip from motion late in it."""
         displacement, features = self.per_frame(batch, grid)
         if displacement is None:
             displacement = torch.zeros(*features.shape[:-1], 2, dtype=features.dtype,
                                        device=features.device)
-        cue = torch.cat([signed_log(displacement), features], -1).flatten(2, 3)
+        parts = [signed_log(displacement)] + ([features] if with_features else [])
+        cue = torch.cat(parts, -1).flatten(2, 3)
         frames = cue.shape[1]
         phase = torch.arange(frames, device=cue.device, dtype=cue.dtype) * (
             math.pi / max(frames - 1, 1))
@@ -119,6 +123,7 @@ class MdRgbrCue(MotionCue):
 
     inputs = ("md", "rgbr")
     feature_channels = 3
+    has_displacement = True
 
     def per_frame(self, batch, grid):
         return (pool_to_patches(batch["md"], grid),
@@ -150,6 +155,7 @@ class Tvl1Cue(MotionCue):
 
     inputs = ("tvl1",)
     feature_channels = 2
+    has_displacement = True
 
     def per_frame(self, batch, grid):
         flow = pool_to_patches(batch["tvl1"], grid)
