@@ -25,7 +25,9 @@ MODEL_OPTIONS = (
     click.option("--attn-weights", type=click.Choice(("motion", "dot")),
                  help="D-ST-A weights from the motion cue or the query-key dot product."),
     click.option("--motion-tokens/--no-motion-tokens", default=None,
-                 help="Ours: the per-patch cue added to each token's embedding."),
+                 help="Ours: the per-patch displacement added to each token's embedding."),
+    click.option("--motion-token-features/--no-motion-token-features", default=None,
+                 help="Ours: the cue's appearance part in the motion tokens too (off)."),
     click.option("--cue-values/--no-cue-values", default=None,
                  help="Ours: D-ST-A's values carry the motion cue."),
     click.option("--pool", type=click.Choice(POOLS),
@@ -38,8 +40,8 @@ MODEL_OPTIONS = (
                  help="All of our additions off: the paper's model (docs/design.md §6)."),
 )
 MODEL_KEYS = ("num_frames", "img_size", "cue", "attention", "fusion", "num_points",
-              "num_subclips", "attn_weights", "motion_tokens", "cue_values", "pool", "pool_max",
-              "time_embed_init")
+              "num_subclips", "attn_weights", "motion_tokens", "motion_token_features",
+              "cue_values", "pool", "pool_max", "time_embed_init")
 
 
 def model_options(command):
