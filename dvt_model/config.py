@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from dvt_prep.errors import InputError
 
@@ -14,6 +14,10 @@ TIME_EMBED_INITS = ("normal", "sincos")
 FRAMES_PER_SUBCLIP = 4  # the default T' (docs/design.md §6): cost linear in T
 # Our additions to the paper's model, all off: its D-ST-A and mean pooling (docs/design.md
 # section 6). `time_embed_init` is the paper's ("normal") by default already.
+# What the models did before these fields existed: a checkpoint saved without one of them is
+# rebuilt as it was trained.
+LEGACY_FIELDS = dict(motion_tokens=False, motion_token_features=True, cue_values=True,
+                     pool="mean", pool_max=False, time_embed_init="normal")
 PAPER_FAITHFUL = dict(motion_tokens=False, cue_values=False, pool="mean", pool_max=False,
                       time_embed_init="normal")
 
@@ -104,3 +108,9 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_saved(cls, values: dict) -> ModelConfig:
+        """The config saved with a checkpoint; fields it predates take their legacy values."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{**LEGACY_FIELDS, **{k: v for k, v in values.items() if k in known}})

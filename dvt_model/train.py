@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from dvt_model.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dvt_model.config import ModelConfig
 from dvt_model.cpu_memory import keep_freed_memory
 from dvt_model.data import Labels, VideoClipDataset, collate, read_labels
 from dvt_model.metrics_log import MetricsLog
@@ -112,7 +113,8 @@ def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool =
     class_names = tuple(checkpoint["class_names"]) if checkpoint else None
     labels = read_labels(config.labels, class_names=class_names)
     torch.manual_seed(config.seed)
-    model = VideoTransformer(config.model_config(num_classes=labels.num_classes))
+    model = VideoTransformer(ModelConfig.from_saved(checkpoint["model_config"]) if checkpoint
+                             else config.model_config(num_classes=labels.num_classes))
     model.set_grad_checkpointing(config.grad_checkpointing)
     train_set, val_set = build_datasets(config, model, labels)
     flips = train_set.flip_map.summary()
@@ -225,13 +227,11 @@ def load_run(run_dir: str, name: str = BEST, *, trust_checkpoint: bool = False
              ) -> tuple[VideoTransformer, dict]:
     """The model of a run (its best checkpoint, else the last) and the checkpoint dict.
     trust_checkpoint: read one that needs the full unpickler (see dvt_model.checkpoint)."""
-    from dvt_model.config import ModelConfig
-
     for candidate in (name, CHECKPOINT):
         path = os.path.join(run_dir, candidate)
         if os.path.isfile(path):
             checkpoint = load_checkpoint(path, trust=trust_checkpoint)
-            model = VideoTransformer(ModelConfig(**checkpoint["model_config"]))
+            model = VideoTransformer(ModelConfig.from_saved(checkpoint["model_config"]))
             model.load_state_dict(checkpoint["model"])
             return model, checkpoint
     raise InputError(f"{run_dir}: no checkpoint ({name} or {CHECKPOINT}); train it with "

@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from dvt_model import create_model, list_models
+from dvt_model.factory import model_config
 from dvt_model.info import example_batch, model_info
 from dvt_model.layers.deformable_st import DeformableSpaceTimeAttention
+from dvt_model.model import VideoTransformer
 from dvt_model.motion_path import pairwise_paths
 from dvt_model.pretrained import load_vit_weights
 from dvt_prep.errors import InputError
@@ -282,3 +284,15 @@ def test_checkpoints_with_a_full_qkv_in_dsta_still_load():
     fresh = create_model("dvt_tiny", num_classes=5, num_frames=4, img_size=64)
     fresh.load_state_dict(legacy)
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in own.items())
+
+
+def test_configs_saved_before_our_options_rebuild_the_model_they_trained():
+    from dataclasses import asdict
+
+    from dvt_model.config import LEGACY_FIELDS, ModelConfig
+
+    old = ModelConfig(**{**asdict(model_config("dvt_tiny", num_classes=3)), **LEGACY_FIELDS})
+    saved = {k: v for k, v in asdict(old).items() if k not in LEGACY_FIELDS}  # as written then
+    rebuilt = ModelConfig.from_saved(saved)
+    assert rebuilt == old and VideoTransformer(rebuilt).cue_tokens is None
+    VideoTransformer(rebuilt).load_state_dict(VideoTransformer(old).state_dict())  # strict
