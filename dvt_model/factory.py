@@ -21,9 +21,10 @@ SIZES = {
 }
 FAMILIES = {
     "dvt": dict(attention="dst_dms", cue="md_rgbr"),
-    "joint": dict(attention="joint", cue="none"),
-    "divided": dict(attention="divided", cue="none"),
-    "space": dict(attention="space", cue="none"),
+    # the baselines pool as timm's ViT does (the mean), so a loaded image ViT is matched exactly
+    "joint": dict(attention="joint", cue="none", pool_max=False),
+    "divided": dict(attention="divided", cue="none", pool_max=False),
+    "space": dict(attention="space", cue="none", pool_max=False),
 }
 MODELS: dict[str, dict] = {f"{family}_{size}": {**family_args, **size_args}
                            for family, family_args in FAMILIES.items()
