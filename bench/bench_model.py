@@ -3,9 +3,10 @@
 Forward+backward wall time and peak extra memory of one block and of the whole model, for the
 DVT block (D-ST-A + D-MS-A, mixer), the D-ST-A-only block, joint and divided attention, at
 T in {8, 16, 32}, 224x224, ViT-S width (384, 6 heads), batch 1. Times: each variant in its own
-process (as a training run is), two warm-up steps, then the median of `--repeats`; glibc's
-default allocator settings, as a user's own training loop has them (`--keep-freed-memory`:
-`dvt_model.cpu_memory.keep_freed_memory` first). Peak memory
+process (as a training run is), two warm-up steps, then the median of `--repeats`; the
+allocator as a user's own training loop has it: building a model applies
+`dvt_model.cpu_memory.keep_freed_memory_once` (`--allocator-off`: DVT_KEEP_FREED_MEMORY=0,
+glibc's defaults). Peak memory
 (max RSS above the process's level before the step): one process per scope and T, each variant
 measured alone in turn. The scaling exponent from T=16 to 32 is log(t32 / t16) / log 2.
 
@@ -103,10 +104,6 @@ def measure(frames: int, scope: str, width: int, depth: int, device: str, repeat
 
     import torch
 
-    from dvt_model.cpu_memory import keep_freed_memory
-
-    if what == "time" and keep_freed:
-        keep_freed_memory()
     closures = steps(frames, scope, width, depth, device, variants)
 
     def sync():
@@ -143,6 +140,8 @@ def run_child(common: tuple, what: str, variants: list[str]) -> dict:
     """`measure(*common, what, variants)` in a fresh process."""
     command = [sys.executable, __file__, "--child", json.dumps([*common, what, variants])]
     env = dict(os.environ)
+    if what == "memory" or not common[-1]:
+        env["DVT_KEEP_FREED_MEMORY"] = "0"
     if what == "memory":
         # A fixed mmap threshold: every large tensor is its own mapping, returned to the system
         # when freed, so the resident size follows live memory and its high-water mark is a
@@ -160,9 +159,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=12)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="time with glibc's mmap threshold raised first "
-                             "(dvt_model.cpu_memory.keep_freed_memory)")
+    parser.add_argument("--allocator-off", action="store_true",
+                        help="time with glibc's default allocator settings "
+                             "(DVT_KEEP_FREED_MEMORY=0)")
     parser.add_argument("--scopes", default="layer,block,model")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="which of them to run (joint is always run: the baseline)")
@@ -174,8 +173,8 @@ def main() -> None:
     frame_counts = [int(f) for f in args.frames.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; "
           f"width {args.width}, 224x224, batch 1, forward+backward; "
-          + ("glibc's mmap threshold raised (keep_freed_memory)" if args.keep_freed_memory
-             else "glibc's default allocator settings"))
+          + ("glibc's default allocator settings (DVT_KEEP_FREED_MEMORY=0)"
+             if args.allocator_off else "the allocator as building a model leaves it"))
     results = {}
     titles = {"layer": "attention layers only (D-ST-A; D-ST-A + D-MS-A; one joint attention)",
               "block": "one block (norms, attention, fusion, MLP)",
@@ -188,7 +187,7 @@ def main() -> None:
               f"{'x joint':>8}")
         for frames in frame_counts:
             common = (frames, scope, args.width, args.depth, args.device, args.repeats,
-                      args.keep_freed_memory)
+                      not args.allocator_off)
             # Times: each variant in its own process, as a training run is (variants sharing
             # one heap fragment it, and the DVT took several steps to stop page-faulting).
             seconds = {}

@@ -17,7 +17,8 @@ FRAMES_PER_SUBCLIP = 4  # the default T' (docs/design.md §6): cost linear in T
 # What the models did before these fields existed: a checkpoint saved without one of them is
 # rebuilt as it was trained.
 LEGACY_FIELDS = dict(motion_tokens=False, motion_token_features=True, cue_values=True,
-                     pool="mean", pool_max=False, time_embed_init="normal")
+                     pool="mean", pool_max=False, time_embed_init="normal", ms_points=8,
+                     fusion_ratio=0.5, fusion_proj=True)
 PAPER_FAITHFUL = dict(motion_tokens=False, cue_values=False, pool="mean", pool_max=False,
                       time_embed_init="normal")
 
@@ -38,6 +39,9 @@ class ModelConfig:
     num_points: int = 8
     num_subclips: int | None = None  # None: T / 4 sub-clips of 4 frames
     num_scales: int = 3
+    ms_points: int = 4  # D-MS-A points per head and scale (Deformable DETR's K = 4)
+    fusion_ratio: float = 0.25  # mixer fusion: the channel MLP's hidden width / embed_dim
+    fusion_proj: bool = False  # mixer fusion: a linear layer after the branch mean
     attn_weights: str = "motion"
     cue_dim: int | None = None  # width of the motion cue embedding m; None: embed_dim // 4
     drop_rate: float = 0.0  # dropout before the head
@@ -97,8 +101,10 @@ class ModelConfig:
             bad(f"img_size {self.img_size} is not a multiple of the patch size {self.patch_size}")
         if self.embed_dim % self.num_heads:
             bad(f"embed_dim {self.embed_dim} does not divide into {self.num_heads} heads")
-        if self.num_points < 1 or self.num_scales < 1:
-            bad("num_points and num_scales must be at least 1")
+        if self.num_points < 1 or self.num_scales < 1 or self.ms_points < 1:
+            bad("num_points, ms_points and num_scales must be at least 1")
+        if not 0 < self.fusion_ratio <= 4:
+            bad(f"fusion_ratio must be in (0, 4], got {self.fusion_ratio}")
         subclips = self.num_subclips
         if subclips is not None and (subclips < 1 or self.num_frames % subclips):
             bad(f"num_frames {self.num_frames} is not divisible by num_subclips {subclips}")

@@ -1,5 +1,8 @@
 """Keep freed CPU memory in the process, so that large tensors reuse it (glibc's malloc).
 
+Building a `VideoTransformer` applies it once per process (`keep_freed_memory_once`;
+DVT_KEEP_FREED_MEMORY=0 turns it off), so a user's own loop runs as fast as `dvt train`.
+
 glibc gives every allocation above its mmap threshold its own mapping, and returns it to the
 kernel when freed; the threshold adapts up to 32 MiB and no further. A training step whose
 tensors are larger (the DVT at T = 32: 38 MB for each stack of fused branches, 59 MB for each
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
+import os
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -31,3 +36,22 @@ def keep_freed_memory() -> bool:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
         bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+OPT_OUT = "DVT_KEEP_FREED_MEMORY"  # "0": leave the allocator as it is
+_applied: list[bool] = []
+
+
+def keep_freed_memory_once() -> bool:
+    """`keep_freed_memory()` the first time a dvt model is built in this process (a user's own
+    training loop gets it too, not only `dvt train`), unless DVT_KEEP_FREED_MEMORY=0. Says so
+    once on the `dvt_model` logger. Returns whether the setting is on."""
+    if not _applied:
+        on = os.environ.get(OPT_OUT, "1") != "0" and keep_freed_memory()
+        _applied.append(on)
+        if on:
+            logging.getLogger("dvt_model").info(
+                "dvt_model: glibc keeps freed memory in this process (mmap threshold 1 GiB, no "
+                "trimming), so large activations are not page-faulted anew every step; set "
+                "%s=0 to turn it off", OPT_OUT)
+    return _applied[0]

@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from dvt_model.config import ModelConfig
+from dvt_model.cpu_memory import keep_freed_memory_once
 from dvt_model.layers.blocks import (
     DividedBlock,
     DvtBlock,
@@ -17,7 +18,7 @@ from dvt_model.layers.blocks import (
     SpaceBlock,
     VitNorm,
 )
-from dvt_model.layers.motion_cue import MOTION_CUES
+from dvt_model.layers.motion_cue import MOTION_CUES, PerFrame
 from dvt_model.layers.patch_embed import PatchEmbed
 from dvt_prep.errors import InputError
 
@@ -31,6 +32,7 @@ class VideoTransformer(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        keep_freed_memory_once()  # process-wide, once: see dvt_model.cpu_memory
         self.config = config
         dim = config.embed_dim
         self.grid = config.grid
@@ -69,8 +71,10 @@ class VideoTransformer(nn.Module):
                                                 mlp_ratio=c.mlp_ratio)
         return DvtBlock(dim=c.embed_dim, num_heads=c.num_heads, mlp_ratio=c.mlp_ratio,
                         attention=c.attention, fusion=c.fusion, num_points=c.num_points,
-                        num_scales=c.num_scales, cue_dim=c.motion_cue_dim, cue_values=c.cue_values,
-                        attn_weights=c.attn_weights)
+                        num_scales=c.num_scales, ms_points=c.ms_points,
+                        cue_dim=c.motion_cue_dim, cue_values=c.cue_values,
+                        attn_weights=c.attn_weights, fusion_ratio=c.fusion_ratio,
+                        fusion_proj=c.fusion_proj)
 
     def set_grad_checkpointing(self, enable: bool = True, part: str = "block") -> None:
         """Recompute in the backward pass instead of keeping activations (timm's name).
@@ -90,8 +94,9 @@ class VideoTransformer(nn.Module):
         """Batch keys the model reads."""
         return ("rgb",) + (self.motion_cue.inputs if self.motion_cue is not None else ())
 
-    def forward_features(self, batch: dict) -> torch.Tensor:
-        """batch -> tokens (B, T, N, D) after the last block."""
+    def forward_features(self, batch: dict, per_frame: PerFrame | None = None) -> torch.Tensor:
+        """batch -> tokens (B, T, N, D) after the last block. `per_frame`: the motion cue's
+        `per_frame(batch, grid)`, if already computed."""
         missing = [key for key in self.inputs if key not in batch]
         if missing:
             raise InputError(f"the model needs {', '.join(missing)} in the batch (cue "
@@ -103,13 +108,15 @@ class VideoTransformer(nn.Module):
                              f"{self.config.img_size}px, got rgb of shape {tuple(video.shape)}")
         x = self.patch_embed(video) + self.pos_embed[:, None] + self.time_embed
         context = MotionContext(grid=self.grid)
+        if self.motion_cue is not None and per_frame is None:
+            per_frame = self.motion_cue.per_frame(batch, self.grid)
         if self.cue_tokens is not None:
             x = x + self.cue_tokens(self.motion_cue.per_token(
-                batch, self.grid, self.config.motion_token_features).to(x.dtype))
+                batch, self.grid, self.config.motion_token_features, per_frame).to(x.dtype))
         if self.motion_cue is not None:
             context.path, context.cue = self.motion_cue(
                 batch, grid=self.grid, num_frames=self.config.num_frames,
-                frames_per_subclip=self.config.frames_per_subclip)
+                frames_per_subclip=self.config.frames_per_subclip, per_frame=per_frame)
         for block in self.blocks:
             if self.grad_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(block, x, context, use_reentrant=False)
@@ -117,12 +124,13 @@ class VideoTransformer(nn.Module):
                 x = block(x, context)
         return x
 
-    def pool_weights(self, batch: dict) -> torch.Tensor | None:
+    def pool_weights(self, batch: dict, per_frame: PerFrame | None = None
+                     ) -> torch.Tensor | None:
         """`pool="motion"`: each token's weight in the pooling, (B, T, N), its motion in pixels
         plus a quarter pixel (so that a still clip pools evenly); None: the mean."""
         if self.config.pool != "motion" or self.motion_cue is None:
             return None
-        magnitude = self.motion_cue.motion_magnitude(batch, self.grid)
+        magnitude = self.motion_cue.motion_magnitude(batch, self.grid, per_frame)
         return None if magnitude is None else magnitude + MOTION_POOL_FLOOR
 
     def forward_head(self, x: torch.Tensor, pool_weights: torch.Tensor | None = None
@@ -139,7 +147,10 @@ class VideoTransformer(nn.Module):
         return self.head(self.head_drop(self.fc_norm(pooled)))
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.forward_head(self.forward_features(batch), self.pool_weights(batch))
+        per_frame = self.motion_cue.per_frame(batch, self.grid) \
+            if self.motion_cue is not None and all(k in batch for k in self.inputs) else None
+        return self.forward_head(self.forward_features(batch, per_frame),
+                                 self.pool_weights(batch, per_frame))
 
 
 def sincos_time_embedding(num_frames: int, dim: int) -> torch.Tensor:

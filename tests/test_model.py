@@ -296,3 +296,71 @@ def test_configs_saved_before_our_options_rebuild_the_model_they_trained():
     rebuilt = ModelConfig.from_saved(saved)
     assert rebuilt == old and VideoTransformer(rebuilt).cue_tokens is None
     VideoTransformer(rebuilt).load_state_dict(VideoTransformer(old).state_dict())  # strict
+
+
+def _saved_activation_bytes(module: torch.nn.Module, *inputs, shared=()) -> int:
+    """Bytes autograd keeps for the backward pass of module(*inputs), parameters, inputs and
+    the `shared` tensors excluded."""
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    shared = {t.untyped_storage().data_ptr() for t in (*inputs, *shared)
+              if isinstance(t, torch.Tensor)}
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        key = tensor.untyped_storage().data_ptr()
+        if key not in params and key not in shared:
+            seen.setdefault(key, tensor.untyped_storage().nbytes())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        module(*inputs)
+    return sum(seen.values())
+
+
+def test_a_dvt_block_keeps_fewer_activations_than_a_joint_attention_block():
+    """D-MS-A and the fusion are recomputed, and D-ST-A's sampling positions: what a DVT block
+    keeps for the backward pass is no more than a joint-attention block keeps."""
+    from dvt_model.layers.blocks import MotionContext
+
+    torch.manual_seed(0)
+    kept = {}
+    for attention in ("dst_dms", "joint"):
+        model = create_model("dvt_small", num_classes=4, num_frames=8, depth=1, img_size=112,
+                             attention=attention, cue="md_rgbr" if attention != "joint"
+                             else "none")
+        batch = example_batch(model)
+        context = MotionContext(grid=model.grid)
+        if model.motion_cue is not None:
+            with torch.no_grad():
+                context.path, context.cue = model.motion_cue(
+                    batch, grid=model.grid, num_frames=8, frames_per_subclip=4)
+        tokens = torch.randn(1, 8, 49, 384, requires_grad=True)
+        kept[attention] = _saved_activation_bytes(  # the cue is shared by every block
+            model.blocks[0], tokens, context, shared=(context.path, context.cue))
+    assert kept["dst_dms"] <= kept["joint"]
+
+
+def test_a_dvt_block_recomputing_its_parts_gets_the_gradients_of_one_keeping_them(monkeypatch):
+    import dvt_model.layers.blocks as blocks
+    import dvt_model.layers.deformable_st as deformable_st
+    import dvt_model.layers.fusion as fusion
+    from dvt_model.layers.blocks import DvtBlock, MotionContext
+
+    torch.manual_seed(0)
+    block = DvtBlock(dim=16, num_heads=2, num_points=3, num_scales=2, ms_points=2,
+                     cue_dim=4).double()
+    block.fuse.chunk_tokens = 5  # several chunks
+    frames, grid = 4, (3, 4)
+    context = MotionContext(grid=grid, cue=torch.randn(1, frames, 12, 4, 4, dtype=torch.float64),
+                            path=torch.randn(1, frames, 12, 4, 2, dtype=torch.float64))
+    tokens = torch.randn(1, frames, 12, 16, dtype=torch.float64, requires_grad=True)
+    inputs = [tokens, *block.parameters()]
+
+    def gradients():
+        return torch.autograd.grad(block(tokens, context).square().sum(), inputs)
+
+    recomputed = gradients()
+    for module in (blocks, deformable_st, fusion):  # keep everything instead
+        monkeypatch.setattr(module, "checkpoint", lambda f, *args, **_: f(*args))
+    for grad, kept in zip(recomputed, gradients(), strict=True):
+        assert torch.allclose(grad, kept, atol=1e-12)

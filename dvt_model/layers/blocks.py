@@ -36,19 +36,22 @@ class DvtBlock(nn.Module):
 
     def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
                  attention: str = "dst_dms", fusion: str = "mixer", num_points: int = 8,
-                 num_scales: int = 3, cue_dim: int, attn_weights: str = "motion",
-                 cue_values: bool = True, norm_layer=VitNorm) -> None:
+                 num_scales: int = 3, ms_points: int = 4, cue_dim: int,
+                 attn_weights: str = "motion", cue_values: bool = True,
+                 fusion_ratio: float = 0.25, fusion_proj: bool = False,
+                 norm_layer=VitNorm) -> None:
         super().__init__()
+        num_branches = ("dst" in attention) + (num_scales if "dms" in attention else 0)
         self.norm1 = norm_layer(dim)
         self.attn = DeformableSpaceTimeAttention(
             dim=dim, num_heads=num_heads, num_points=num_points, cue_dim=cue_dim,
             attn_weights=attn_weights, cue_values=cue_values) if "dst" in attention else None
         self.ms_attn = DeformableMultiScaleAttention(
-            dim=dim, num_heads=num_heads, num_points=num_points,
+            dim=dim, num_heads=num_heads, num_points=ms_points,
             num_scales=num_scales) if "dms" in attention else None
-        num_branches = (self.attn is not None) + (num_scales if self.ms_attn is not None else 0)
         fusion_layer = {"mlp": MlpFusion, "mixer": MixerFusion}[fusion]
-        self.fuse = fusion_layer(dim=dim, num_branches=num_branches) if num_branches > 1 else None
+        self.fuse = fusion_layer(dim=dim, num_branches=num_branches, hidden_ratio=fusion_ratio,
+                                 proj=fusion_proj) if num_branches > 1 else None
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
         self.recompute_mixing = False  # set by VideoTransformer.set_grad_checkpointing
@@ -62,9 +65,23 @@ class DvtBlock(nn.Module):
         return out
 
     def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
-        """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D)."""
-        branches = self.branches(self.norm1(x), context)
-        return self.fuse(branches) if self.fuse is not None else branches[0]
+        """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D).
+
+        In training, D-MS-A and the fusion are recomputed in the backward pass from LN x and
+        D-ST-A's output: their per-scale outputs and (branches, tokens, width) stacks are
+        never kept, for one more D-MS-A forward (BENCHMARKS.md)."""
+        x = self.norm1(x)
+        if self.fuse is None:
+            return self.branches(x, context)[0]
+        dst = [self.attn(x, context.path, context.cue, context.grid)] \
+            if self.attn is not None else []
+        if self.ms_attn is not None and torch.is_grad_enabled():
+            return checkpoint(self._fuse_scales, x, context.grid, *dst, use_reentrant=False)
+        return self._fuse_scales(x, context.grid, *dst)
+
+    def _fuse_scales(self, x: torch.Tensor, grid: tuple[int, int], *dst: torch.Tensor
+                     ) -> torch.Tensor:
+        return self.fuse([*dst, *(self.ms_attn(x, grid) if self.ms_attn is not None else [])])
 
     def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         if self.recompute_mixing and torch.is_grad_enabled():

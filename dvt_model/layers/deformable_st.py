@@ -13,6 +13,7 @@ import math
 import torch
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from dvt_model.layers.sparse_sampling import deformable_sum, interpolate_rows
 from dvt_model.motion_path import grid_positions
@@ -88,31 +89,52 @@ class DeformableSpaceTimeAttention(nn.Module):
             query, key, value = self.qkv(x).chunk(3, dim=-1)
         else:
             value = self.value(x)
-        # Positions coordinate-first, in the layout of the sampling rows: c b n g (q s) (u p).
-        offsets = self.offset_query(x)[:, :, :, None] + self.offset_cue(cue)
-        offsets = rearrange(offsets, "b (n q) s u (g p c) -> c b n g (q s) u p", q=sub,
-                            g=heads, c=2)
-        start = grid_positions(*grid, device=x.device, dtype=offsets.dtype).flatten(0, 1)
-        moved = rearrange(start[:, None] + path.to(offsets.dtype),
-                          "b (n q) s u c -> c b n 1 (q s) u 1", q=sub)
-        positions = (moved + offsets).contiguous().flatten(-2)
         frame_start = torch.arange(sub, device=x.device).repeat_interleave(self.num_points)
         frame_start = frame_start * cells  # (u p): where frame u begins among the keys
         to_keys = "b (n u) s (g e) -> b n g (u s) e"
+        values = rearrange(value, to_keys, u=sub, g=heads)
         if self.attn_weights == "dot":
+            positions = self.positions(x, path, cue, grid)
             queries = rearrange(query, "b (n q) s (g e) -> b n g (q s) e", q=sub, g=heads)
             scores = queries @ rearrange(key, to_keys, u=sub, g=heads).transpose(-1, -2)
             scores = scores / math.sqrt(queries.shape[-1])  # b n g (q s) (u s)
             logits = interpolate_rows(scores, positions, grid, frame_start)  # zero outside
+            attention = logits.softmax(-1)
+            out = deformable_sum(values, positions, attention, grid, frame_start)
         else:
             logits = rearrange(self.weight_cue(cue), "b (n q) s u (g p) -> b n g (q s) (u p)",
                                q=sub, g=heads)
-        attention = logits.softmax(-1)
-        out = deformable_sum(rearrange(value, to_keys, u=sub, g=heads), positions, attention,
-                             grid, frame_start)
-        if self.value_cue is not None:
-            out = out + self._cue_values(attention, cue, sub)
+            attention = logits.softmax(-1)
+            # The positions are recomputed in the backward pass (two small projections) instead
+            # of kept: as large as the values.
+            inputs = (values, x, path, cue, attention, grid, frame_start)
+            out = checkpoint(self._sample, *inputs, use_reentrant=False) \
+                if torch.is_grad_enabled() else self._sample(*inputs)
+        if self.value_cue is not None:  # recomputed in the backward pass: (B, T, N, heads, C)
+            out = out + checkpoint(self._cue_values, attention, cue, sub, use_reentrant=False) \
+                if torch.is_grad_enabled() else self._cue_values(attention, cue, sub)
         return self.proj(rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub))
+
+    def positions(self, x: torch.Tensor, path: torch.Tensor, cue: torch.Tensor,
+                  grid: tuple[int, int]) -> torch.Tensor:
+        """Where each query samples, (2, B, n, heads, q*s, u*p) patches, coordinates first in
+        the layout of the sampling rows: the motion-predicted position plus the offsets."""
+        # b batch, s patch, u frame of the sub-clip, g head, p point, c coordinate,
+        # n sub-clip, q query frame inside its sub-clip
+        sub = path.shape[3]
+        offsets = self.offset_query(x)[:, :, :, None] + self.offset_cue(cue)
+        offsets = rearrange(offsets, "b (n q) s u (g p c) -> c b n g (q s) u p", q=sub,
+                            g=self.num_heads, c=2)
+        start = grid_positions(*grid, device=x.device, dtype=offsets.dtype).flatten(0, 1)
+        moved = rearrange(start[:, None] + path.to(offsets.dtype),
+                          "b (n q) s u c -> c b n 1 (q s) u 1", q=sub)
+        return (moved + offsets).contiguous().flatten(-2)
+
+    def _sample(self, values: torch.Tensor, x: torch.Tensor, path: torch.Tensor,
+                cue: torch.Tensor, attention: torch.Tensor, grid: tuple[int, int],
+                frame_start: torch.Tensor) -> torch.Tensor:
+        return deformable_sum(values, self.positions(x, path, cue, grid), attention, grid,
+                              frame_start)
 
     def _cue_values(self, attention: torch.Tensor, cue: torch.Tensor, sub: int) -> torch.Tensor:
         """sum over t' of attention(t') * value_cue(m(t')), (B, n, g, q*s, e): mixing m per head

@@ -12,7 +12,7 @@ from dvt_model.layers.mlp import Mlp
 class MlpFusion(nn.Module):
     """`mlp`: concatenate the branches, one linear layer."""
 
-    def __init__(self, *, dim: int, num_branches: int) -> None:
+    def __init__(self, *, dim: int, num_branches: int, **_: object) -> None:
         super().__init__()
         self.proj = nn.Linear(dim * num_branches, dim)
 
@@ -23,36 +23,38 @@ class MlpFusion(nn.Module):
 class MixerFusion(nn.Module):
     """`mixer`: one MLP-Mixer layer over (branches, channels), GELU, then the branch mean.
 
-    The channel MLP is half the width (`dim / 2` hidden) to keep the block's cost below a
-    joint-attention block's: it runs once per branch.
+    The channel MLP is narrow (`hidden_ratio * dim` hidden, a quarter by default): it runs once
+    per branch. `proj` (off by default) adds a linear layer after the mean; without it D-ST-A's
+    own output projection, the channel MLP and the block's MLP mix the channels.
 
     Computed as the same function, cheaper: the channel MLP's second layer is linear, so it is
-    applied once to the branch mean of its hidden units instead of to every branch; and in
-    training the tokens go through in chunks whose intermediate (K, D) stacks are recomputed in
-    the backward pass instead of kept (`chunk_tokens`; 0: one piece, nothing recomputed)."""
+    applied once to the branch mean of its hidden units instead of to every branch. The block
+    recomputes it in the backward pass with D-MS-A (`DvtBlock`), so its (K, L, D) stacks are
+    never kept."""
 
-    def __init__(self, *, dim: int, num_branches: int, chunk_tokens: int = 1024) -> None:
+    def __init__(self, *, dim: int, num_branches: int, hidden_ratio: float = 0.25,
+                 proj: bool = False, chunk_tokens: int = 1024) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.branch_mlp = Mlp(dim=num_branches, hidden_dim=num_branches)
         self.norm2 = nn.LayerNorm(dim)
-        self.channel_mlp = Mlp(dim=dim, hidden_dim=dim // 2)
-        self.proj = nn.Linear(dim, dim)
+        self.channel_mlp = Mlp(dim=dim, hidden_dim=max(1, round(dim * hidden_ratio)))
+        self.proj = nn.Linear(dim, dim) if proj else None
         self.chunk_tokens = chunk_tokens
 
     def forward(self, branches: list[torch.Tensor]) -> torch.Tensor:
-        """K branches (..., D) -> (..., D)."""
+        """K branches (..., D) -> (..., D). With `chunk_tokens` and autograd recording, the
+        tokens go through in chunks recomputed in the backward pass: only their inputs are
+        kept."""
         shape = branches[0].shape
         flat = [b.reshape(-1, shape[-1]) for b in branches]
-        tokens = flat[0].shape[0]
-        recompute = torch.is_grad_enabled() and self.chunk_tokens > 0
-        step = self.chunk_tokens if recompute else tokens
-        outputs = []
-        for start in range(0, tokens, step):
-            part = [b[start:start + step] for b in flat]
-            outputs.append(checkpoint(self._fuse, *part, use_reentrant=False) if recompute
-                           else self._fuse(*part))
-        return (outputs[0] if len(outputs) == 1 else torch.cat(outputs)).reshape(shape)
+        step = self.chunk_tokens if torch.is_grad_enabled() and self.chunk_tokens > 0 else 0
+        if not step:
+            return self._fuse(*flat).reshape(shape)
+        outputs = [checkpoint(self._fuse, *(b[start:start + step] for b in flat),
+                              use_reentrant=False)
+                   for start in range(0, flat[0].shape[0], step)]
+        return torch.cat(outputs).reshape(shape)
 
     def _fuse(self, *branches: torch.Tensor) -> torch.Tensor:
         """K branches (L, D) -> (L, D): the mixer layer, the branch mean, `proj`."""
@@ -60,7 +62,8 @@ class MixerFusion(nn.Module):
         x = x + self._mix_branches(self.norm1(x))
         mlp = self.channel_mlp
         hidden = mlp.act(mlp.fc1(self.norm2(x))).mean(0)
-        return self.proj(x.mean(0) + mlp.fc2(hidden))
+        out = x.mean(0) + mlp.fc2(hidden)
+        return self.proj(out) if self.proj is not None else out
 
     def _mix_branches(self, x: torch.Tensor) -> torch.Tensor:
         """`branch_mlp` along the K axis of (K, L, D) as two (K, K) x (K, L * D) GEMMs: a linear

@@ -17,6 +17,9 @@ from torch import nn
 
 from dvt_model.motion_path import pairwise_paths
 
+# `MotionCue.per_frame`: displacement (B, T, Hp, Wp, 2) pixels or None, features or None.
+PerFrame = tuple[torch.Tensor | None, torch.Tensor | None]
+
 RESIDUAL_SCALE = 32.0  # grey levels -> about unit scale
 DISPLACEMENT_SCALE = 4.0  # pixels -> about unit scale (typical motion: 1 to 8 px a frame)
 
@@ -52,15 +55,15 @@ class MotionCue(nn.Module):
         # Unit-scale m whatever the cue's units: small displacements must not vanish at init.
         self.norm = nn.LayerNorm(embed_dim)
 
-    def per_frame(self, batch: dict, grid: tuple[int, int]
-                  ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def per_frame(self, batch: dict, grid: tuple[int, int]) -> PerFrame:
         """Displacement (B, T, Hp, Wp, 2) pixels or None; features (B, T, Hp, Wp, C) or None."""
         return None, None
 
-    def motion_magnitude(self, batch: dict, grid: tuple[int, int]) -> torch.Tensor | None:
+    def motion_magnitude(self, batch: dict, grid: tuple[int, int],
+                         per_frame: PerFrame | None = None) -> torch.Tensor | None:
         """How far each patch of each frame moved, (B, T, Hp*Wp) pixels; None for cues without
-        displacement."""
-        displacement, _ = self.per_frame(batch, grid)
+        displacement. `per_frame`: what `per_frame(batch, grid)` returned, if already known."""
+        displacement, _ = per_frame or self.per_frame(batch, grid)
         return None if displacement is None else displacement.norm(dim=-1).flatten(2, 3)
 
     def token_channels(self, with_features: bool = True) -> int:
@@ -69,13 +72,13 @@ class MotionCue(nn.Module):
             return 0
         return 3 * (2 + (self.feature_channels if with_features else 0))
 
-    def per_token(self, batch: dict, grid: tuple[int, int], with_features: bool = True
-                  ) -> torch.Tensor:
+    def per_token(self, batch: dict, grid: tuple[int, int], with_features: bool = True,
+                  per_frame: PerFrame | None = None) -> torch.Tensor:
         """The cue of each patch of each frame and when it happened, (B, T, Hp*Wp, 3C): the
         cue c (`signed_log` of the displacement, zero for cues without one, and the features
         when `with_features`) and its products with cos and sin of pi t / (T - 1), so that a linear layer can tell
         motion early in the clip from motion late in it."""
-        displacement, features = self.per_frame(batch, grid)
+        displacement, features = per_frame or self.per_frame(batch, grid)
         if displacement is None:
             displacement = torch.zeros(*features.shape[:-1], 2, dtype=features.dtype,
                                        device=features.device)
@@ -88,11 +91,12 @@ class MotionCue(nn.Module):
         return torch.einsum("btnc,tk->btnkc", cue, when).flatten(-2)
 
     def forward(self, batch: dict, *, grid: tuple[int, int], num_frames: int,
-                frames_per_subclip: int) -> tuple[torch.Tensor, torch.Tensor]:
+                frames_per_subclip: int, per_frame: PerFrame | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns `path` (B, T, N, T', 2): displacement of each query patch to every frame of
         its sub-clip, in patches; and `m` (B, T, N, T', D): the motion cue embedding."""
         # b batch, n sub-clips, q query frame, u target frame, h w patches, c channels
-        displacement, features = self.per_frame(batch, grid)
+        displacement, features = per_frame or self.per_frame(batch, grid)
         reference = batch["rgb"]
         batch_size, sub = reference.shape[0], frames_per_subclip
         if displacement is None:
