@@ -22,6 +22,11 @@ MODEL_OPTIONS = (
     click.option("--fusion", type=click.Choice(("mlp", "mixer")), help="Branch fusion."),
     click.option("--num-points", type=int, help="Sampling points N per frame and head."),
     click.option("--num-subclips", type=int, help="Sub-clips B (default T / 4)."),
+    click.option("--ms-points", type=int, help="D-MS-A points per scale and head (4)."),
+    click.option("--fusion-ratio", type=float,
+                 help="Mixer fusion: channel MLP hidden width / embed_dim (0.25)."),
+    click.option("--fusion-proj/--no-fusion-proj", default=None,
+                 help="Mixer fusion: a linear layer after the branch mean (off)."),
     click.option("--attn-weights", type=click.Choice(("motion", "dot")),
                  help="D-ST-A weights from the motion cue or the query-key dot product."),
     click.option("--motion-tokens/--no-motion-tokens", default=None,
@@ -40,7 +45,7 @@ MODEL_OPTIONS = (
                  help="All of our additions off: the paper's model (docs/design.md §6)."),
 )
 MODEL_KEYS = ("num_frames", "img_size", "cue", "attention", "fusion", "num_points",
-              "num_subclips", "attn_weights", "motion_tokens", "motion_token_features",
+              "num_subclips", "ms_points", "fusion_ratio", "fusion_proj", "attn_weights", "motion_tokens", "motion_token_features",
               "cue_values", "pool", "pool_max", "time_embed_init")
 
 
