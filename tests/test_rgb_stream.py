@@ -147,7 +147,7 @@ def test_the_parallel_paths_check_the_same(tmp_path, video_dir, executor):
 
 def test_a_store_of_the_older_layout_reads_and_says_how_to_convert(tmp_path, video_dir):
     """Stores written before this layout: rgb as JPEG, rgbr stored, no settings record."""
-    from dvt_prep.store import StoreWriter
+    from dvt_prep.store_writer import StoreWriter
 
     settings = PrepSettings(cues=("rgb", "md", "rgbr"), rgb_codec="jpeg",
                             encode=EncodeSettings(size=64))

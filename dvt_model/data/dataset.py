@@ -20,7 +20,7 @@ from dvt_model.data.labels import UNLABELLED, Labels, read_labels
 from dvt_model.data.transforms import Box, random_resized_box, short_side_boxes, transform_cue
 from dvt_model.motion_path import follow_back
 from dvt_prep.errors import InputError
-from dvt_prep.store import Store, open_store
+from dvt_prep.store_reader import Store, open_store
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
