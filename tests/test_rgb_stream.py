@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 
 import numpy as np
@@ -233,3 +234,23 @@ def test_dataloader_workers_forked_after_a_prep_and_reads_give_the_same_clips(vi
     for view, sample in in_process.items():
         for cue in ("rgb", "md", "rgbr"):
             assert torch.equal(forked[view][cue], sample[cue]), (view, cue)
+
+
+def test_inspect_shows_bytes_per_frame_per_array_and_the_store_source_ratio(tmp_path,
+                                                                           video_dir):
+    video, path = video_dir / "landscape_odd.mp4", tmp_path / "s.zarr"
+    assert run_dvt("prep", video, "-o", path, "--cues", "rgb,md,rgbr,rgbd", "-q").exit_code == 0
+    info = json.loads(run_dvt("inspect", path, "--json").output)
+    frames, nbytes = info["frames"], info["bytes"]
+    assert set(nbytes) == {"rgb", "md", "md_valid"} and info["computed"] == ["rgbd", "rgbr"]
+    assert info["bytes_per_frame"] == {k: round(v / frames, 1) for k, v in nbytes.items()}
+    ratio = sum(nbytes.values()) / os.path.getsize(video)
+    assert info["store_to_source"] == round(ratio, 3)
+    lines = run_dvt("inspect", path).output.splitlines()
+    for name, size in nbytes.items():
+        row = next(line.split() for line in lines if line.split()[:1] == [name])
+        assert f"{round(size / frames):,}" == row[3] and row[4] == "B/frame", row
+    for name in ("rgbr", "rgbd"):
+        assert any(line.split()[:1] == [name] and "computed at read time" in line
+                   for line in lines)
+    assert any(f"store/source {ratio:.2f}" in line for line in lines), lines
