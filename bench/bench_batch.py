@@ -24,7 +24,7 @@ from dvt_prep.encode import EncodeSettings
 from dvt_prep.extract import PrepSettings, extract_video
 from dvt_prep.inputs import VideoInput
 from dvt_prep.parallel import prep_parallel
-from dvt_prep.store import INDEX, consolidate
+from dvt_prep.store_layout import INDEX, consolidate
 from dvt_prep.synthetic import write_translating_video
 
 

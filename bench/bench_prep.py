@@ -25,7 +25,7 @@ from dvt_prep import motion_vectors, open_store
 from dvt_prep.cues import cell_mean
 from dvt_prep.extract import PrepSettings, extract_video
 from dvt_prep.flow import tvl1_flow
-from dvt_prep.store import StoreWriter
+from dvt_prep.store_writer import StoreWriter
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mv-extractor",
                          "vid_h264.mp4")

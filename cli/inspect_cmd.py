@@ -14,7 +14,7 @@ import click
 def inspect(store_path: str, as_json: bool, videos: bool) -> None:
     """What is in a store: videos, frames, bytes per cue and frame against the source videos,
     settings, failures."""
-    from dvt_prep.store import open_store
+    from dvt_prep.store_reader import open_store
     from dvt_prep.store_report import describe
 
     store = open_store(store_path)

@@ -80,7 +80,8 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
     from dvt_prep.extract import PrepSettings, check_flow_device_here
     from dvt_prep.inputs import collect_inputs
     from dvt_prep.parallel import prep_parallel
-    from dvt_prep.store import check_settings, consolidate, delete_store
+    from dvt_prep.store_layout import consolidate, delete_store
+    from dvt_prep.store_settings import check_settings
 
     try:
         encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)

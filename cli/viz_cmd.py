@@ -22,7 +22,7 @@ def viz(store_path: str, video_id: str, cue: str, out: str, frame: int | None, f
         scale: str) -> None:
     """Draw a cue beside the frame: mv as arrows, md/tvl1 with the Middlebury colour wheel,
     rgbr/rgbd as images (mid-grey is zero). The magnification is printed on the picture."""
-    from dvt_prep.store import open_store
+    from dvt_prep.store_reader import open_store
     from dvt_prep.viz import write_picture
 
     path = write_picture(open_store(store_path), video_id, cue, out, frame=frame, fps=fps,

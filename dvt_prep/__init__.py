@@ -10,8 +10,8 @@ from dvt_prep.errors import DvtError, InputError, StoreError, VideoError  # noqa
 
 # Imported on first use, so that `import dvt_prep` (and `dvt --help`) loads no av, cv2, zarr
 # or torch.
-_LAZY = {"tvl1_flow": "dvt_prep.flow", "Store": "dvt_prep.store",
-         "StoreWriter": "dvt_prep.store", "open_store": "dvt_prep.store"}
+_LAZY = {"tvl1_flow": "dvt_prep.flow", "Store": "dvt_prep.store_reader",
+         "StoreWriter": "dvt_prep.store_writer", "open_store": "dvt_prep.store_reader"}
 
 __all__ = [
     "DvtError", "InputError", "Store", "StoreError", "StoreWriter", "VideoError", "__version__",

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from dvt_prep.errors import DvtError
 from dvt_prep.extract import PrepSettings, extract_video
 from dvt_prep.inputs import VideoInput
-from dvt_prep.store import Store, StoreWriter, prepare_store
+from dvt_prep.store_reader import Store
+from dvt_prep.store_settings import prepare_store
+from dvt_prep.store_writer import StoreWriter
 from dvt_prep.threads import set_compute_threads
 
 

@@ -119,9 +119,11 @@ def pooled_prediction(previous: np.ndarray, displacement: np.ndarray, g: int, ce
     bottom = max(min(height + c, int(np.floor(ys.max())) + c + 2), 1)
     inside = previous[max(0, top): min(height, bottom), max(0, left): min(width, right)]
     window = cv2.copyMakeBorder(inside, max(0, -top), max(0, bottom - height), max(0, -left),
-                                max(0, right - width), cv2.BORDER_REPLICATE).astype(np.float32)
-    boxes = cv2.boxFilter(window, -1, (c, c), anchor=(0, 0), normalize=True,
-                          borderType=cv2.BORDER_REPLICATE) if c > 1 else window
+                                max(0, right - width), cv2.BORDER_REPLICATE)
+    # box means straight from the frame's dtype (sums of whole grey levels are exact either way)
+    boxes = cv2.boxFilter(window, cv2.CV_32F, (c, c), anchor=(0, 0), normalize=True,
+                          borderType=cv2.BORDER_REPLICATE) if c > 1 else \
+        window.astype(np.float32)
     sampled = cv2.remap(boxes, xs - np.float32(left), ys - np.float32(top),
                         interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cell_mean(sampled, g // c)

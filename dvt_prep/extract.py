@@ -204,7 +204,10 @@ def _extract(path: str, settings: PrepSettings, limit: _TimeLimit
             raise VideoError(f"{path}: more than --max-frames {settings.max_frames} frames; "
                              "skip it or raise the limit")
         limit.check()
-        frames.append(frame.to_ndarray(format="rgb24"))
+        # One thread: the frame keeps its converter, and a frame whose side data was read
+        # lives until a garbage collection, which may run in a forked child (a DataLoader
+        # worker), where freeing a converter that had threads waits for them for ever.
+        frames.append(frame.to_ndarray(format="rgb24", threads=1))
         types.append(frame_type(frame))
         vectors.append(take_motion_vectors(frame) if needs_vectors else None)
     if not frames:

@@ -14,7 +14,7 @@ from dvt_prep.batch import PrepReport, prep_videos
 from dvt_prep.errors import InputError
 from dvt_prep.extract import PrepSettings
 from dvt_prep.inputs import VideoInput
-from dvt_prep.store import prepare_store
+from dvt_prep.store_settings import prepare_store
 
 Progress = Callable[[str, str, int], None]  # video id, status, frames
 

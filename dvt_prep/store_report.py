@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 
-from dvt_prep.store import Store, recorded_settings, settings_recorded
 from dvt_prep.store_format import RGB_CODECS
+from dvt_prep.store_reader import Store
+from dvt_prep.store_settings import recorded_settings, settings_recorded
 
 
 def describe(store: Store, *, videos: bool = True) -> dict:

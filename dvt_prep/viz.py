@@ -21,7 +21,7 @@ import numpy as np
 
 from dvt_prep.cue_names import VIZ_CUES
 from dvt_prep.errors import InputError
-from dvt_prep.store import Store
+from dvt_prep.store_reader import Store
 
 # Segment lengths of the wheel: red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta,
 # magenta-red (from the Middlebury paper).

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dvt_prep import open_store
-from dvt_prep.store import Store
+from dvt_prep.store_reader import Store
 from tests.conftest import run_dvt
 
 CUES = "rgb,mv,md,rgbr,rgbd"

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dvt_model.data import VideoClipDataset, collate, read_labels
+from dvt_model.data.transforms import Box, crop_resize, transform_cue
 from dvt_prep import StoreWriter, open_store
 from dvt_prep.encode import EncodeSettings
 from dvt_prep.errors import InputError
@@ -172,6 +173,25 @@ def test_crops_keep_patches_aligned_with_rgb(synthetic_store):
             # Away from the frame's edge both are exact resamplings of the same ramp.
             inner = (patch_red > 0.1) & (patch_red < 0.9)
             assert torch.allclose(patch_red[inner], sample["md_valid"][inner], atol=0.02)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("size", [(150.4, 97.3), (40.0, 31.5), (96.0, 64.0)])
+def test_uint8_rgb_resampling_is_the_float_one_to_a_grey_level(flip, size):
+    """resize_pixels (the dataset's rgb path) samples where crop_resize does, rounded."""
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 64, 96, 3),
+                                                                  dtype=np.uint8))
+    width, height = size
+    for x0, y0 in [(0, 0), (96 - int(width), 64 - int(height)), (3, 1)]:
+        box = Box(x0, y0, width, height, flip)
+        if x0 + width > 96 or y0 + height > 64:
+            continue
+        fast = transform_cue("rgb", frames, box, (64, 96), 32)
+        assert fast.dtype == torch.uint8 and fast.shape == (3, 32, 32, 3)
+        exact = crop_resize(frames, box, (64, 96), 32)
+        # away from the first row and column, where enlarging blends the pixel before the box
+        inner = np.s_[:, 1:, 1:-1] if flip else np.s_[:, 1:, 1:]
+        assert (fast.float() - exact)[inner].abs().max() <= 1.0
 
 
 @pytest.fixture(scope="module")

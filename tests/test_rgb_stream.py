@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 
 import numpy as np
@@ -147,7 +148,7 @@ def test_the_parallel_paths_check_the_same(tmp_path, video_dir, executor):
 
 def test_a_store_of_the_older_layout_reads_and_says_how_to_convert(tmp_path, video_dir):
     """Stores written before this layout: rgb as JPEG, rgbr stored, no settings record."""
-    from dvt_prep.store import StoreWriter
+    from dvt_prep.store_writer import StoreWriter
 
     settings = PrepSettings(cues=("rgb", "md", "rgbr"), rgb_codec="jpeg",
                             encode=EncodeSettings(size=64))
@@ -179,8 +180,6 @@ def _free_and_read(path: str) -> None:
     assert open_store(path).read("v", "rgb", 0, 3).shape[0] == 3
 
 
-@pytest.mark.skip(reason="hangs on main since the merge of issues 15 and 17 (passes on the issue-15 "
-                  "branch alone); open, see the session 6 closing note")
 def test_a_forked_child_frees_the_parents_decoder_and_reads(prepped):
     """A DataLoader worker forked after the main process read from a store."""
     import multiprocessing
@@ -195,3 +194,63 @@ def test_a_forked_child_frees_the_parents_decoder_and_reads(prepped):
     if child.is_alive():
         child.kill()
     assert child.exitcode == 0
+
+
+
+def _collect_garbage(_worker_id: int) -> None:
+    """What every worker does sooner or later: a full collection, which frees what the parent
+    left in reference cycles (here the prep's PyAV frames whose side data was read)."""
+    import gc
+
+    gc.collect()
+
+
+def test_dataloader_workers_forked_after_a_prep_and_reads_give_the_same_clips(video_dir,
+                                                                             tmp_path):
+    """Two forked DataLoader workers, started from a process that has just prepped a store (a
+    notebook, the test suite) and read from it, read the clips that process reads."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from dvt_model.data import VideoClipDataset
+
+    settings = PrepSettings(cues=("rgb", "md", "rgbr"), encode=EncodeSettings(size=64, gop=8))
+    path = str(tmp_path / "s.zarr")
+    assert prep_videos([VideoInput("v", str(video_dir / "landscape_odd.mp4"))], path,
+                       settings).done == ["v"]
+    dataset = VideoClipDataset(path, cues=("rgb", "md", "rgbr"), num_frames=4, img_size=32,
+                               mode="test", num_clips=2, num_crops=2)
+
+    def clips(num_workers: int) -> dict[int, dict]:
+        loader = DataLoader(dataset, batch_size=None, num_workers=num_workers,
+                            multiprocessing_context="fork" if num_workers else None,
+                            timeout=120 if num_workers else 0,  # a hung worker fails
+                            worker_init_fn=_collect_garbage)
+        return {sample["view"]: sample for sample in loader}
+
+    in_process = clips(0)
+    forked = clips(2)
+    assert sorted(forked) == sorted(in_process) == [0, 1, 2, 3]
+    for view, sample in in_process.items():
+        for cue in ("rgb", "md", "rgbr"):
+            assert torch.equal(forked[view][cue], sample[cue]), (view, cue)
+
+
+def test_inspect_shows_bytes_per_frame_per_array_and_the_store_source_ratio(tmp_path,
+                                                                           video_dir):
+    video, path = video_dir / "landscape_odd.mp4", tmp_path / "s.zarr"
+    assert run_dvt("prep", video, "-o", path, "--cues", "rgb,md,rgbr,rgbd", "-q").exit_code == 0
+    info = json.loads(run_dvt("inspect", path, "--json").output)
+    frames, nbytes = info["frames"], info["bytes"]
+    assert set(nbytes) == {"rgb", "md", "md_valid"} and info["computed"] == ["rgbd", "rgbr"]
+    assert info["bytes_per_frame"] == {k: round(v / frames, 1) for k, v in nbytes.items()}
+    ratio = sum(nbytes.values()) / os.path.getsize(video)
+    assert info["store_to_source"] == round(ratio, 3)
+    lines = run_dvt("inspect", path).output.splitlines()
+    for name, size in nbytes.items():
+        row = next(line.split() for line in lines if line.split()[:1] == [name])
+        assert f"{round(size / frames):,}" == row[3] and row[4] == "B/frame", row
+    for name in ("rgbr", "rgbd"):
+        assert any(line.split()[:1] == [name] and "computed at read time" in line
+                   for line in lines)
+    assert any(f"store/source {ratio:.2f}" in line for line in lines), lines

@@ -8,7 +8,7 @@ import pytest
 from dvt_prep import StoreError, StoreWriter, open_store
 from dvt_prep.encode import EncodeSettings
 from dvt_prep.extract import PrepSettings, extract_video
-from dvt_prep.store import PARTS
+from dvt_prep.store_layout import PARTS
 
 ALL_CUES = ("rgb", "mv", "md", "rgbr", "rgbd", "tvl1")
 
@@ -106,7 +106,7 @@ def test_open_store_errors(tmp_path):
 def test_consolidated_index_is_used_and_never_stale(tmp_path):
     import json
 
-    from dvt_prep.store import INDEX, consolidate
+    from dvt_prep.store_layout import INDEX, consolidate
     arrays = {"md": np.zeros((4, 2, 2, 2), np.float32), "md_valid": np.ones((4, 2, 2), np.float32)}
     path = tmp_path / "s.zarr"
     with StoreWriter(path, part_frames=4) as writer:  # one part per video

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -19,13 +20,14 @@ from dvt_model.data.labels import UNLABELLED, Labels, read_labels
 from dvt_model.data.transforms import Box, random_resized_box, short_side_boxes, transform_cue
 from dvt_model.motion_path import follow_back
 from dvt_prep.errors import InputError
-from dvt_prep.store import Store, open_store
+from dvt_prep.store_reader import Store, open_store
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# rgb from grey levels to ImageNet-normalised in one multiply-add
+# rgb from grey levels to ImageNet-normalised in one multiply-add, or, from uint8, one table
 _RGB_SCALE = 1.0 / (255.0 * torch.tensor(IMAGENET_STD))
 _RGB_SHIFT = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
+_RGB_TABLE = (_RGB_SHIFT + torch.arange(256.0)[:, None] * _RGB_SCALE).numpy()[None]  # (1, 256, 3)
 STORED_CUES = ("rgb", "mv", "mv_valid", "md", "md_valid", "rgbr", "rgbd", "tvl1")
 DATASET_CUES = STORED_CUES + ("avgp",)
 MODES = ("train", "val", "test")
@@ -290,7 +292,7 @@ class VideoClipDataset(IterableDataset):
             # normalised: the two commute, and the output is smaller than the frame
             array = transform_cue(cue, array, box, stored_size, self.img_size)
             if cue == "rgb":
-                array = torch.addcmul(_RGB_SHIFT, array, _RGB_SCALE)
+                array = _normalise_rgb(array)
             if cue in _VALIDITY:
                 array = array[..., 0]
             out[cue] = array.contiguous()
@@ -301,6 +303,15 @@ class VideoClipDataset(IterableDataset):
             if "rgb" not in self.cues:
                 del out["rgb"]
         return out
+
+
+def _normalise_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3) grey levels to ImageNet-normalised float32; uint8 through a lookup table."""
+    if rgb.dtype != torch.uint8:
+        return torch.addcmul(_RGB_SHIFT, rgb, _RGB_SCALE)
+    pixels = np.ascontiguousarray(rgb.numpy())
+    return torch.from_numpy(cv2.LUT(pixels.reshape(-1, pixels.shape[-2], 3), _RGB_TABLE)
+                            .reshape(pixels.shape))
 
 
 def _pixels(box: Box) -> tuple[int, int, int, int]:

@@ -1,7 +1,8 @@
 """Geometric transforms applied to every cue of a clip together (docs/design.md §7).
 
 A `Box` is a crop in stored pixels (edge coordinates: pixel i covers [i, i+1)), resized to a
-square of `out_size` pixels and optionally mirrored. Each cue is resampled on its own grid
+square of `out_size` pixels and optionally mirrored. The boxes made here start at whole pixels
+(their sizes may be fractional), which lets `resize_pixels` resample uint8 frames directly. Each cue is resampled on its own grid
 (`rgb` per pixel, `md` per 16x16 patch, `rgbr` per g x g cell, ...) from the same box, so the
 grids stay aligned with the crop; displacements are scaled by the resize and `dx` is negated by
 a flip.
@@ -39,10 +40,10 @@ def random_resized_box(rng: np.random.Generator, height: int, width: int, *,
         aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
         box_w, box_h = math.sqrt(target * aspect), math.sqrt(target / aspect)
         if box_w <= width and box_h <= height:
-            return Box(rng.uniform(0, width - box_w), rng.uniform(0, height - box_h),
-                       box_w, box_h, mirrored)
+            return Box(math.floor(rng.uniform(0, width - box_w)),
+                       math.floor(rng.uniform(0, height - box_h)), box_w, box_h, mirrored)
     side = min(height, width)
-    return Box((width - side) / 2, (height - side) / 2, side, side, mirrored)
+    return Box((width - side) // 2, (height - side) // 2, side, side, mirrored)
 
 
 def short_side_boxes(height: int, width: int, num_crops: int) -> list[Box]:
@@ -53,7 +54,8 @@ def short_side_boxes(height: int, width: int, num_crops: int) -> list[Box]:
     """
     side = min(height, width)
     spread = [0.5] if num_crops == 1 else [i / (num_crops - 1) for i in range(num_crops)]
-    return [Box((width - side) * f, (height - side) * f, side, side) for f in spread]
+    return [Box(math.floor((width - side) * f), math.floor((height - side) * f), side, side)
+            for f in spread]
 
 
 def crop_resize(array: torch.Tensor, box: Box, stored_size: tuple[int, int], out_size: int
@@ -88,9 +90,33 @@ def crop_resize(array: torch.Tensor, box: Box, stored_size: tuple[int, int], out
     return sampled.permute(0, 2, 3, 1)
 
 
+def resize_pixels(frames: torch.Tensor, box: Box, out_size: int) -> torch.Tensor:
+    """`crop_resize` for uint8 frames (T, H, W, C) and a box starting at whole pixels, in one
+    uint8 resampling: (T, out_size, out_size, C) uint8, the same sample positions, values
+    rounded to whole grey levels (as torchvision's resize of uint8 images; within one level of
+    `crop_resize`). Samples within half a pixel before the box's first row or column (when
+    enlarging) take that row or column instead of blending with the one before it."""
+    height, width = frames.shape[1:3]
+    x0, y0 = int(box.x0), int(box.y0)
+    x1 = min(width, math.ceil(box.x0 + box.width) + 1)
+    y1 = min(height, math.ceil(box.y0 + box.height) + 1)
+    region = frames[:, y0:y1, x0:x1].permute(0, 3, 1, 2)  # (T, C, h, w), channels last in memory
+    # the aten op takes the output size and the scales both: the scales place the samples
+    # (source = (i + 0.5) / scale - 0.5 from the box's origin), the size stops at out_size
+    out = torch.ops.aten.upsample_bilinear2d(region, [out_size, out_size], False,
+                                             out_size / box.height, out_size / box.width)
+    if box.flip:
+        out = out.flip(3)
+    return out.permute(0, 2, 3, 1)
+
+
 def transform_cue(name: str, array: torch.Tensor, box: Box, stored_size: tuple[int, int],
                   out_size: int) -> torch.Tensor:
-    """`crop_resize` plus what the box does to displacement values (scale, mirror)."""
+    """`crop_resize` plus what the box does to displacement values (scale, mirror); uint8 rgb
+    at full resolution, with a box at whole pixels, through `resize_pixels` (stays uint8)."""
+    if name == "rgb" and array.dtype == torch.uint8 and tuple(array.shape[1:3]) == \
+            tuple(stored_size) and float(box.x0).is_integer() and float(box.y0).is_integer():
+        return resize_pixels(array, box, out_size)
     out = crop_resize(array, box, stored_size, out_size)
     if name in DISPLACEMENT_CUES:
         factor = out.new_tensor([out_size / box.width, out_size / box.height])
