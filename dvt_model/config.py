@@ -39,9 +39,9 @@ class ModelConfig:
     num_points: int = 8
     num_subclips: int | None = None  # None: T / 4 sub-clips of 4 frames
     num_scales: int = 3
-    ms_points: int = 4  # D-MS-A points per head and scale (Deformable DETR's K = 4)
-    fusion_ratio: float = 0.25  # mixer fusion: the channel MLP's hidden width / embed_dim
-    fusion_proj: bool = False  # mixer fusion: a linear layer after the branch mean
+    ms_points: int = 8  # D-MS-A points per head and scale (4, Deformable DETR's K: faster)
+    fusion_ratio: float = 0.5  # mixer fusion: the channel MLP's hidden width / embed_dim
+    fusion_proj: bool = True  # mixer fusion: a linear layer after the branch mean
     attn_weights: str = "motion"
     cue_dim: int | None = None  # width of the motion cue embedding m; None: embed_dim // 4
     drop_rate: float = 0.0  # dropout before the head

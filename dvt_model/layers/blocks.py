@@ -36,9 +36,9 @@ class DvtBlock(nn.Module):
 
     def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
                  attention: str = "dst_dms", fusion: str = "mixer", num_points: int = 8,
-                 num_scales: int = 3, ms_points: int = 4, cue_dim: int,
+                 num_scales: int = 3, ms_points: int = 8, cue_dim: int,
                  attn_weights: str = "motion", cue_values: bool = True,
-                 fusion_ratio: float = 0.25, fusion_proj: bool = False,
+                 fusion_ratio: float = 0.5, fusion_proj: bool = True,
                  norm_layer=VitNorm) -> None:
         super().__init__()
         num_branches = ("dst" in attention) + (num_scales if "dms" in attention else 0)

@@ -23,17 +23,17 @@ class MlpFusion(nn.Module):
 class MixerFusion(nn.Module):
     """`mixer`: one MLP-Mixer layer over (branches, channels), GELU, then the branch mean.
 
-    The channel MLP is narrow (`hidden_ratio * dim` hidden, a quarter by default): it runs once
-    per branch. `proj` (off by default) adds a linear layer after the mean; without it D-ST-A's
-    own output projection, the channel MLP and the block's MLP mix the channels.
+    The channel MLP is narrow (`hidden_ratio * dim` hidden, half by default): it runs once per
+    branch. `proj` adds a linear layer after the mean; without it D-ST-A's own output
+    projection, the channel MLP and the block's MLP mix the channels.
 
     Computed as the same function, cheaper: the channel MLP's second layer is linear, so it is
     applied once to the branch mean of its hidden units instead of to every branch. The block
     recomputes it in the backward pass with D-MS-A (`DvtBlock`), so its (K, L, D) stacks are
     never kept."""
 
-    def __init__(self, *, dim: int, num_branches: int, hidden_ratio: float = 0.25,
-                 proj: bool = False, chunk_tokens: int = 1024) -> None:
+    def __init__(self, *, dim: int, num_branches: int, hidden_ratio: float = 0.5,
+                 proj: bool = True, chunk_tokens: int = 1024) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.branch_mlp = Mlp(dim=num_branches, hidden_dim=num_branches)
