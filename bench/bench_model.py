@@ -30,6 +30,9 @@ VARIANTS = {  # name -> model keywords
     "joint": dict(attention="joint", cue="none"),
     "divided": dict(attention="divided", cue="none"),
     "dvt_rm": dict(attention="dst_dms", cue="md_rgbr"),  # dvt, recomputing the attention line
+    # dvt with the cheaper D-MS-A and fusion (BENCHMARKS.md: they cost accuracy)
+    "dvt_lite": dict(attention="dst_dms", cue="md_rgbr", ms_points=4, fusion_ratio=0.25,
+                     fusion_proj=False),
 }
 
 
@@ -51,7 +54,7 @@ def _status(field: str) -> float:
 def variants_of(scope: str) -> list[str]:
     if scope == "model":
         return [v for v in VARIANTS if v != "dst"]
-    return [v for v in VARIANTS if v != "dvt_rm"]
+    return [v for v in VARIANTS if v not in ("dvt_rm", "dvt_lite")]
 
 
 def steps(frames: int, scope: str, width: int, depth: int, device: str,
@@ -212,7 +215,8 @@ def main() -> None:
             print(f"whole dvt / joint at T=16, {key}: {ratio:.2f} (target <= "
                   f"{0.5 if key == 'seconds' else 1.0})")
     if 16 in frame_counts and 32 in frame_counts and "model" in scopes:
-        for variant in [v for v in ("dvt", "dvt_rm", "joint", "divided") if v in chosen]:
+        for variant in [v for v in ("dvt", "dvt_rm", "dvt_lite", "joint", "divided")
+                        if v in chosen]:
             exponent = math.log(results["model", variant, 32]["seconds"]
                                 / results["model", variant, 16]["seconds"], 2)
             print(f"{variant} time exponent T=16 -> 32: {exponent:.2f}"

@@ -55,6 +55,7 @@ class DvtBlock(nn.Module):
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
         self.recompute_mixing = False  # set by VideoTransformer.set_grad_checkpointing
+        self.recompute_scales = True
 
     def branches(self, x: torch.Tensor, context: MotionContext) -> list[torch.Tensor]:
         out = []
@@ -67,15 +68,15 @@ class DvtBlock(nn.Module):
     def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D).
 
-        In training, D-MS-A and the fusion are recomputed in the backward pass from LN x and
-        D-ST-A's output: their per-scale outputs and (branches, tokens, width) stacks are
-        never kept, for one more D-MS-A forward (BENCHMARKS.md)."""
+        In training (`recompute_scales`), D-MS-A and the fusion are recomputed in the backward
+        pass from LN x and D-ST-A's output: their per-scale outputs and (branches, tokens,
+        width) stacks are never kept, for one more D-MS-A and fusion forward (BENCHMARKS.md)."""
         x = self.norm1(x)
         if self.fuse is None:
             return self.branches(x, context)[0]
         dst = [self.attn(x, context.path, context.cue, context.grid)] \
             if self.attn is not None else []
-        if self.ms_attn is not None and torch.is_grad_enabled():
+        if self.recompute_scales and self.ms_attn is not None and torch.is_grad_enabled():
             return checkpoint(self._fuse_scales, x, context.grid, *dst, use_reentrant=False)
         return self._fuse_scales(x, context.grid, *dst)
 
