@@ -33,7 +33,7 @@ class MixerFusion(nn.Module):
     never kept."""
 
     def __init__(self, *, dim: int, num_branches: int, hidden_ratio: float = 0.5,
-                 proj: bool = True, chunk_tokens: int = 1024) -> None:
+                 proj: bool = True, chunk_tokens: int = 256) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.branch_mlp = Mlp(dim=num_branches, hidden_dim=num_branches)
