@@ -99,7 +99,7 @@ def steps(frames: int, scope: str, width: int, depth: int, device: str,
 
 
 def measure(frames: int, scope: str, width: int, depth: int, device: str, repeats: int,
-            keep_freed: bool, what: str, variants: list[str]) -> dict:
+            what: str, variants: list[str]) -> dict:
     """In this process, per variant: `what="time"`: median seconds per forward+backward after
     two warm-up steps; `what="memory"`: peak extra MiB of one step (RSS high-water mark above
     the level before it; on CUDA the allocator's peak)."""
@@ -139,11 +139,11 @@ def measure(frames: int, scope: str, width: int, depth: int, device: str, repeat
     return {name: sorted(t)[len(t) // 2] for name, t in out.items()}
 
 
-def run_child(common: tuple, what: str, variants: list[str]) -> dict:
+def run_child(common: tuple, what: str, variants: list[str], allocator_off: bool) -> dict:
     """`measure(*common, what, variants)` in a fresh process."""
     command = [sys.executable, __file__, "--child", json.dumps([*common, what, variants])]
     env = dict(os.environ)
-    if what == "memory" or not common[-1]:
+    if what == "memory" or allocator_off:
         env["DVT_KEEP_FREED_MEMORY"] = "0"
     if what == "memory":
         # A fixed mmap threshold: every large tensor is its own mapping, returned to the system
@@ -189,15 +189,14 @@ def main() -> None:
         print(f"{'T':>3} {'variant':<8} {'seconds':>8} {'x joint':>8} {'peak MiB':>9} "
               f"{'x joint':>8}")
         for frames in frame_counts:
-            common = (frames, scope, args.width, args.depth, args.device, args.repeats,
-                      not args.allocator_off)
+            common = (frames, scope, args.width, args.depth, args.device, args.repeats)
             # Times: each variant in its own process, as a training run is (variants sharing
             # one heap fragment it, and the DVT took several steps to stop page-faulting).
             seconds = {}
             variants = [v for v in variants_of(scope) if v in chosen]
             for variant in variants:
-                seconds.update(run_child(common, "time", [variant]))
-            memory = run_child(common, "memory", variants)
+                seconds.update(run_child(common, "time", [variant], args.allocator_off))
+            memory = run_child(common, "memory", variants, args.allocator_off)
             joint = {"seconds": seconds["joint"], "peak_mib": memory["joint"]}
             for variant in seconds:
                 r = {"seconds": seconds[variant], "peak_mib": memory[variant]}

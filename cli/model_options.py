@@ -45,8 +45,9 @@ MODEL_OPTIONS = (
                  help="All of our additions off: the paper's model (docs/design.md §6)."),
 )
 MODEL_KEYS = ("num_frames", "img_size", "cue", "attention", "fusion", "num_points",
-              "num_subclips", "ms_points", "fusion_ratio", "fusion_proj", "attn_weights", "motion_tokens", "motion_token_features",
-              "cue_values", "pool", "pool_max", "time_embed_init")
+              "num_subclips", "ms_points", "fusion_ratio", "fusion_proj", "attn_weights",
+              "motion_tokens", "motion_token_features", "cue_values", "pool", "pool_max",
+              "time_embed_init")
 
 
 def model_options(command):

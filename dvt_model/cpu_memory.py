@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
@@ -39,19 +40,17 @@ def keep_freed_memory() -> bool:
 
 
 OPT_OUT = "DVT_KEEP_FREED_MEMORY"  # "0": leave the allocator as it is
-_applied: list[bool] = []
 
 
+@functools.cache
 def keep_freed_memory_once() -> bool:
     """`keep_freed_memory()` the first time a dvt model is built in this process (a user's own
     training loop gets it too, not only `dvt train`), unless DVT_KEEP_FREED_MEMORY=0. Says so
     once on the `dvt_model` logger. Returns whether the setting is on."""
-    if not _applied:
-        on = os.environ.get(OPT_OUT, "1") != "0" and keep_freed_memory()
-        _applied.append(on)
-        if on:
-            logging.getLogger("dvt_model").info(
-                "dvt_model: glibc keeps freed memory in this process (mmap threshold 1 GiB, no "
-                "trimming), so large activations are not page-faulted anew every step; set "
-                "%s=0 to turn it off", OPT_OUT)
-    return _applied[0]
+    on = os.environ.get(OPT_OUT, "1") != "0" and keep_freed_memory()
+    if on:
+        logging.getLogger("dvt_model").info(
+            "dvt_model: glibc keeps freed memory in this process (mmap threshold 1 GiB, no "
+            "trimming), so large activations are not page-faulted anew every step; set %s=0 "
+            "to turn it off", OPT_OUT)
+    return on

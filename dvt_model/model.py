@@ -6,7 +6,6 @@ import math
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from dvt_model.config import ModelConfig
 from dvt_model.cpu_memory import keep_freed_memory_once
@@ -20,6 +19,7 @@ from dvt_model.layers.blocks import (
 )
 from dvt_model.layers.motion_cue import MOTION_CUES, PerFrame
 from dvt_model.layers.patch_embed import PatchEmbed
+from dvt_model.layers.recompute import recomputed
 from dvt_prep.errors import InputError
 
 MOTION_POOL_FLOOR = 0.25  # pixels: what a still token weighs in `pool="motion"`
@@ -94,13 +94,16 @@ class VideoTransformer(nn.Module):
         """Batch keys the model reads."""
         return ("rgb",) + (self.motion_cue.inputs if self.motion_cue is not None else ())
 
-    def forward_features(self, batch: dict, per_frame: PerFrame | None = None) -> torch.Tensor:
-        """batch -> tokens (B, T, N, D) after the last block. `per_frame`: the motion cue's
-        `per_frame(batch, grid)`, if already computed."""
+    def _check_inputs(self, batch: dict) -> None:
         missing = [key for key in self.inputs if key not in batch]
         if missing:
             raise InputError(f"the model needs {', '.join(missing)} in the batch (cue "
                              f"{self.config.cue!r}); add it to the dataset's cues")
+
+    def forward_features(self, batch: dict, per_frame: PerFrame | None = None) -> torch.Tensor:
+        """batch -> tokens (B, T, N, D) after the last block. `per_frame`: the motion cue's
+        `per_frame(batch, grid)`, if already computed."""
+        self._check_inputs(batch)
         video = batch["rgb"]
         if tuple(video.shape[1:4]) != (self.config.num_frames, self.config.img_size,
                                        self.config.img_size):
@@ -118,10 +121,7 @@ class VideoTransformer(nn.Module):
                 batch, grid=self.grid, num_frames=self.config.num_frames,
                 frames_per_subclip=self.config.frames_per_subclip, per_frame=per_frame)
         for block in self.blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, context, use_reentrant=False)
-            else:
-                x = block(x, context)
+            x = recomputed(block, x, context) if self.grad_checkpointing else block(x, context)
         return x
 
     def pool_weights(self, batch: dict, per_frame: PerFrame | None = None
@@ -147,8 +147,9 @@ class VideoTransformer(nn.Module):
         return self.head(self.head_drop(self.fc_norm(pooled)))
 
     def forward(self, batch: dict) -> torch.Tensor:
+        self._check_inputs(batch)
         per_frame = self.motion_cue.per_frame(batch, self.grid) \
-            if self.motion_cue is not None and all(k in batch for k in self.inputs) else None
+            if self.motion_cue is not None else None
         return self.forward_head(self.forward_features(batch, per_frame),
                                  self.pool_weights(batch, per_frame))
 

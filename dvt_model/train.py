@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader
 
 from dvt_model.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dvt_model.config import ModelConfig
-from dvt_model.cpu_memory import keep_freed_memory_once
 from dvt_model.data import Labels, VideoClipDataset, collate, read_labels
 from dvt_model.metrics_log import MetricsLog
 from dvt_model.model import VideoTransformer
@@ -101,7 +100,6 @@ def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool =
     trust_checkpoint: read a `last.pt` that needs the full unpickler (see dvt_model.checkpoint)."""
     config.validate()
     torch.set_flush_denormal(True)  # denormal floats slow CPU training several-fold at random
-    keep_freed_memory_once()  # large activations reuse freed memory, not page-faulted anew
     device, rank, world_size = setup_distributed(config.device)
     checkpoint = None
     if resume:

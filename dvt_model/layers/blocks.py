@@ -9,13 +9,13 @@ from functools import partial
 import torch
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from dvt_model.layers.attention import Attention
 from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
 from dvt_model.layers.deformable_st import DeformableSpaceTimeAttention
 from dvt_model.layers.fusion import MixerFusion, MlpFusion
 from dvt_model.layers.mlp import Mlp
+from dvt_model.layers.recompute import recomputed
 
 # timm's ViT and TimeSformer norms: a loaded image ViT computes what it computed before.
 VitNorm = partial(nn.LayerNorm, eps=1e-6)
@@ -49,46 +49,49 @@ class DvtBlock(nn.Module):
         self.ms_attn = DeformableMultiScaleAttention(
             dim=dim, num_heads=num_heads, num_points=ms_points,
             num_scales=num_scales) if "dms" in attention else None
-        fusion_layer = {"mlp": MlpFusion, "mixer": MixerFusion}[fusion]
-        self.fuse = fusion_layer(dim=dim, num_branches=num_branches, hidden_ratio=fusion_ratio,
-                                 proj=fusion_proj) if num_branches > 1 else None
+        self.fuse = None
+        if num_branches > 1:
+            self.fuse = MlpFusion(dim=dim, num_branches=num_branches) if fusion == "mlp" else \
+                MixerFusion(dim=dim, num_branches=num_branches, hidden_ratio=fusion_ratio,
+                            proj=fusion_proj)
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
         self.recompute_mixing = False  # set by VideoTransformer.set_grad_checkpointing
         self.recompute_scales = True
 
     def branches(self, x: torch.Tensor, context: MotionContext) -> list[torch.Tensor]:
-        out = []
-        if self.attn is not None:
-            out.append(self.attn(x, context.path, context.cue, context.grid))
-        if self.ms_attn is not None:
-            out.extend(self.ms_attn(x, context.grid))
-        return out
+        """The attention outputs, D-ST-A's then one per D-MS-A scale, each (B, T, N, D)."""
+        return self._dst(x, context) + self._scales(x, context.grid)
+
+    def _dst(self, x: torch.Tensor, context: MotionContext) -> list[torch.Tensor]:
+        return [self.attn(x, context.path, context.cue, context.grid)] \
+            if self.attn is not None else []
+
+    def _scales(self, x: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
+        return self.ms_attn(x, grid) if self.ms_attn is not None else []
 
     def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D).
 
         In training (`recompute_scales`), D-MS-A and the fusion are recomputed in the backward
         pass from LN x and D-ST-A's output: their per-scale outputs and (branches, tokens,
-        width) stacks are never kept, for one more D-MS-A and fusion forward (BENCHMARKS.md)."""
+        width) stacks are never kept, for one more D-MS-A and fusion forward (BENCHMARKS.md).
+        Not when the whole line is recomputed already (`recompute_mixing`)."""
         x = self.norm1(x)
         if self.fuse is None:
             return self.branches(x, context)[0]
-        dst = [self.attn(x, context.path, context.cue, context.grid)] \
-            if self.attn is not None else []
-        if self.recompute_scales and self.ms_attn is not None and torch.is_grad_enabled():
-            return checkpoint(self._fuse_scales, x, context.grid, *dst, use_reentrant=False)
+        dst = self._dst(x, context)
+        if self.recompute_scales and not self.recompute_mixing and self.ms_attn is not None:
+            return recomputed(self._fuse_scales, x, context.grid, *dst)
         return self._fuse_scales(x, context.grid, *dst)
 
     def _fuse_scales(self, x: torch.Tensor, grid: tuple[int, int], *dst: torch.Tensor
                      ) -> torch.Tensor:
-        return self.fuse([*dst, *(self.ms_attn(x, grid) if self.ms_attn is not None else [])])
+        return self.fuse([*dst, *self._scales(x, grid)])
 
     def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
-        if self.recompute_mixing and torch.is_grad_enabled():
-            x = x + checkpoint(self.mixing, x, context, use_reentrant=False)
-        else:
-            x = x + self.mixing(x, context)
+        x = x + (recomputed(self.mixing, x, context) if self.recompute_mixing
+                 else self.mixing(x, context))
         return x + self.mlp(self.norm2(x))
 
 

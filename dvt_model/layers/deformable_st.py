@@ -13,8 +13,8 @@ import math
 import torch
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
+from dvt_model.layers.recompute import recomputed
 from dvt_model.layers.sparse_sampling import deformable_sum, interpolate_rows
 from dvt_model.motion_path import grid_positions
 
@@ -107,12 +107,9 @@ class DeformableSpaceTimeAttention(nn.Module):
             attention = logits.softmax(-1)
             # The positions are recomputed in the backward pass (two small projections) instead
             # of kept: as large as the values.
-            inputs = (values, x, path, cue, attention, grid, frame_start)
-            out = checkpoint(self._sample, *inputs, use_reentrant=False) \
-                if torch.is_grad_enabled() else self._sample(*inputs)
-        if self.value_cue is not None:  # recomputed in the backward pass: (B, T, N, heads, C)
-            out = out + checkpoint(self._cue_values, attention, cue, sub, use_reentrant=False) \
-                if torch.is_grad_enabled() else self._cue_values(attention, cue, sub)
+            out = recomputed(self._sample, values, x, path, cue, attention, grid, frame_start)
+        if self.value_cue is not None:  # recomputed: its (B, n, heads, q*s, C) mix is large
+            out = out + recomputed(self._cue_values, attention, cue, sub)
         return self.proj(rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub))
 
     def positions(self, x: torch.Tensor, path: torch.Tensor, cue: torch.Tensor,

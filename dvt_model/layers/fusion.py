@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from dvt_model.layers.mlp import Mlp
+from dvt_model.layers.recompute import recomputed
 
 
 class MlpFusion(nn.Module):
     """`mlp`: concatenate the branches, one linear layer."""
 
-    def __init__(self, *, dim: int, num_branches: int, **_: object) -> None:
+    def __init__(self, *, dim: int, num_branches: int) -> None:
         super().__init__()
         self.proj = nn.Linear(dim * num_branches, dim)
 
@@ -51,8 +51,7 @@ class MixerFusion(nn.Module):
         step = self.chunk_tokens if torch.is_grad_enabled() and self.chunk_tokens > 0 else 0
         if not step:
             return self._fuse(*flat).reshape(shape)
-        outputs = [checkpoint(self._fuse, *(b[start:start + step] for b in flat),
-                              use_reentrant=False)
+        outputs = [recomputed(self._fuse, *(b[start:start + step] for b in flat))
                    for start in range(0, flat[0].shape[0], step)]
         return torch.cat(outputs).reshape(shape)
 
