@@ -10,6 +10,7 @@ CUES = ("md_rgbr", "avgp", "rgbd", "tvl1", "none")
 DVT_ATTENTIONS = ("dst", "dms", "dst_dms")
 BASELINE_ATTENTIONS = ("joint", "divided", "space")
 POOLS = ("mean", "motion")
+FUSIONS = ("mixer_pair", "mixer", "mlp", "sum")
 TIME_EMBED_INITS = ("normal", "sincos")
 FRAMES_PER_SUBCLIP = 4  # the default T' (docs/design.md §6): cost linear in T
 # Our additions to the paper's model, all off: its D-ST-A and mean pooling (docs/design.md
@@ -35,11 +36,11 @@ class ModelConfig:
     num_heads: int = 12
     mlp_ratio: float = 4.0
     cue: str = "md_rgbr"
-    fusion: str = "mixer"
+    fusion: str = "mixer_pair"  # mixer_pair | mixer | mlp | sum (docs/design.md §6)
     num_points: int = 8
     num_subclips: int | None = None  # None: T / 4 sub-clips of 4 frames
     num_scales: int = 3
-    ms_points: int = 8  # D-MS-A points per head and scale (4, Deformable DETR's K: faster)
+    ms_points: int = 4  # D-MS-A points per head and scale (Deformable DETR's K)
     fusion_ratio: float = 0.5  # mixer fusion: the channel MLP's hidden width / embed_dim
     fusion_proj: bool = True  # mixer fusion: a linear layer after the branch mean
     attn_weights: str = "motion"
@@ -88,8 +89,8 @@ class ModelConfig:
             bad(f"unknown cue {self.cue!r}; choose from {', '.join(CUES)}")
         if not self.is_dvt and self.cue != "none":
             bad(f"the {self.attention} baseline takes cue='none' only, got {self.cue!r}")
-        if self.fusion not in ("mlp", "mixer"):
-            bad(f"fusion must be 'mlp' or 'mixer', got {self.fusion!r}")
+        if self.fusion not in FUSIONS:
+            bad(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if self.pool not in POOLS:
             bad(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
         if self.time_embed_init not in TIME_EMBED_INITS:

@@ -19,7 +19,9 @@ from dvt_prep.errors import InputError
 ABLATIONS = [
     {"cue": "md_rgbr"}, {"cue": "avgp"}, {"cue": "rgbd"}, {"cue": "tvl1"}, {"cue": "none"},
     {"attention": "dst"}, {"attention": "dms"}, {"attention": "dst_dms"},
-    {"fusion": "mlp"}, {"fusion": "mixer"}, {"num_points": 1}, {"num_points": 4},
+    {"fusion": "mlp"}, {"fusion": "mixer"}, {"fusion": "sum"}, {"fusion": "mixer_pair"},
+    {"attention": "dms", "fusion": "sum"}, {"attention": "dst", "fusion": "sum"},
+    {"num_points": 1}, {"num_points": 4},
     {"num_subclips": 1}, {"num_subclips": 2}, {"attn_weights": "dot"},
 ]
 # Every size of every family, kept cheap: the real widths, one block, a small clip.
@@ -255,6 +257,48 @@ def test_dmsa_equals_a_grid_sample_reference():
         assert torch.allclose(outputs[scale][0], expected, atol=1e-5)
 
 
+def test_dmsa_summed_is_one_softmax_over_the_points_of_every_scale():
+    """With constant values (value projection 0, bias b) an interior query's summed output is
+    b: its weights over all scales' points sum to 1; each per-scale output is b on its own."""
+    from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
+    torch.manual_seed(0)
+    attn = DeformableMultiScaleAttention(dim=8, num_heads=2, num_points=3, num_scales=2)
+    with torch.no_grad():
+        attn.offsets.bias.zero_()  # every point at the query's own position
+        attn.value.weight.zero_()
+        attn.value.bias.normal_()
+    x = torch.randn(1, 8, 36, 8)
+    inside = (slice(None), slice(2, 6), torch.tensor([14, 15, 20, 21]))  # away from the ends
+    summed = attn.summed(x, (6, 6))[inside]
+    assert torch.allclose(summed, attn.value.bias.expand_as(summed), atol=1e-5)
+    for scale in attn(x, (6, 6)):
+        assert torch.allclose(scale[inside], attn.value.bias.expand_as(summed), atol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", ["mixer_pair", "sum"])
+def test_summed_scale_fusions_compose_the_branches(fusion):
+    """mixer_pair fuses D-ST-A's output with the summed scales; sum adds the scales to D-ST-A's
+    heads before its output projection."""
+    from dvt_model.layers.blocks import DvtBlock, MotionContext
+    torch.manual_seed(0)
+    block = DvtBlock(dim=16, num_heads=2, num_points=3, num_scales=2, ms_points=2, cue_dim=4,
+                     fusion=fusion).eval()
+    context = MotionContext(grid=(3, 4), cue=torch.randn(1, 4, 12, 4, 4),
+                            path=torch.randn(1, 4, 12, 4, 2))
+    x = torch.randn(1, 4, 12, 16)
+    tokens = block.norm1(x)
+    scales = block.ms_attn.summed(tokens, context.grid)
+    if fusion == "sum":
+        assert block.fuse is None
+        heads = block.attn.heads(tokens, context.path, context.cue, context.grid)
+        expected = block.attn.proj(heads + scales)
+    else:
+        assert len(block.fuse.branch_mlp.fc1.weight) == 2  # two branches
+        expected = block.fuse([block.attn(tokens, context.path, context.cue, context.grid),
+                               scales])
+    assert torch.allclose(block.mixing(x, context), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("part", ["block", "mixing"])
 def test_grad_checkpointing_gives_the_same_gradients(part):
     torch.manual_seed(0)
@@ -340,14 +384,17 @@ def test_a_dvt_block_keeps_fewer_activations_than_a_joint_attention_block():
     assert kept["dst_dms"] <= kept["joint"]
 
 
-def test_a_dvt_block_recomputing_its_parts_gets_the_gradients_of_one_keeping_them(monkeypatch):
+@pytest.mark.parametrize("fusion", ["mixer_pair", "mixer", "sum"])
+def test_a_dvt_block_recomputing_its_parts_gets_the_gradients_of_one_keeping_them(
+        monkeypatch, fusion):
     import dvt_model.layers.recompute as recompute
     from dvt_model.layers.blocks import DvtBlock, MotionContext
 
     torch.manual_seed(0)
     block = DvtBlock(dim=16, num_heads=2, num_points=3, num_scales=2, ms_points=2,
-                     cue_dim=4).double()
-    block.fuse.chunk_tokens = 5  # several chunks
+                     cue_dim=4, fusion=fusion).double()
+    if block.fuse is not None:
+        block.fuse.chunk_tokens = 5  # several chunks
     frames, grid = 4, (3, 4)
     context = MotionContext(grid=grid, cue=torch.randn(1, frames, 12, 4, 4, dtype=torch.float64),
                             path=torch.randn(1, frames, 12, 4, 2, dtype=torch.float64))

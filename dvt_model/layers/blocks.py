@@ -17,6 +17,8 @@ from dvt_model.layers.fusion import MixerFusion, MlpFusion
 from dvt_model.layers.mlp import Mlp
 from dvt_model.layers.recompute import recomputed
 
+# Fusions that take D-MS-A's scales as one branch (one softmax over all their points)
+SUMMED_SCALE_FUSIONS = ("mixer_pair", "sum")
 # timm's ViT and TimeSformer norms: a loaded image ViT computes what it computed before.
 VitNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -32,16 +34,26 @@ class MotionContext:
 
 class DvtBlock(nn.Module):
     """x = x + fuse(DSTA(LN x), DMSA(LN x)); x = x + MLP(LN x). `attention` picks the branches:
-    "dst", "dms" or "dst_dms"; a single branch needs no fusion."""
+    "dst", "dms" or "dst_dms"; a single branch needs no fusion.
+
+    `fusion` (docs/design.md §6):
+    - "mixer_pair": D-MS-A takes one softmax over the points of all its scales and sums them,
+      as Deformable DETR does; an MLP-Mixer layer fuses that with D-ST-A's output.
+    - "mixer": the MLP-Mixer layer over D-ST-A's output and one output per D-MS-A scale.
+    - "mlp": those branches concatenated, one linear layer.
+    - "sum": D-MS-A's summed scales added to D-ST-A's heads before D-ST-A's output projection,
+      as if both were one attention's heads: no layer beyond D-MS-A's own (the cheapest).
+    """
 
     def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
-                 attention: str = "dst_dms", fusion: str = "mixer", num_points: int = 8,
-                 num_scales: int = 3, ms_points: int = 8, cue_dim: int,
+                 attention: str = "dst_dms", fusion: str = "mixer_pair", num_points: int = 8,
+                 num_scales: int = 3, ms_points: int = 4, cue_dim: int,
                  attn_weights: str = "motion", cue_values: bool = True,
                  fusion_ratio: float = 0.5, fusion_proj: bool = True,
                  norm_layer=VitNorm) -> None:
         super().__init__()
-        num_branches = ("dst" in attention) + (num_scales if "dms" in attention else 0)
+        self.summed_scales = fusion in SUMMED_SCALE_FUSIONS
+        self.sum_heads = fusion == "sum"
         self.norm1 = norm_layer(dim)
         self.attn = DeformableSpaceTimeAttention(
             dim=dim, num_heads=num_heads, num_points=num_points, cue_dim=cue_dim,
@@ -49,18 +61,23 @@ class DvtBlock(nn.Module):
         self.ms_attn = DeformableMultiScaleAttention(
             dim=dim, num_heads=num_heads, num_points=ms_points,
             num_scales=num_scales) if "dms" in attention else None
+        scale_branches = (1 if self.summed_scales else num_scales) if self.ms_attn else 0
+        num_branches = (self.attn is not None) + scale_branches
         self.fuse = None
-        if num_branches > 1:
+        if num_branches > 1 and not self.sum_heads:
             self.fuse = MlpFusion(dim=dim, num_branches=num_branches) if fusion == "mlp" else \
                 MixerFusion(dim=dim, num_branches=num_branches, hidden_ratio=fusion_ratio,
                             proj=fusion_proj)
+        # D-MS-A's summed scales alone: no fusion to project them
+        self.ms_proj = nn.Linear(dim, dim) if self.summed_scales and self.attn is None else None
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
         self.recompute_mixing = False  # set by VideoTransformer.set_grad_checkpointing
         self.recompute_scales = True
 
     def branches(self, x: torch.Tensor, context: MotionContext) -> list[torch.Tensor]:
-        """The attention outputs, D-ST-A's then one per D-MS-A scale, each (B, T, N, D)."""
+        """The attention outputs, D-ST-A's then D-MS-A's (summed or one per scale), each
+        (B, T, N, D)."""
         return self._dst(x, context) + self._scales(x, context.grid)
 
     def _dst(self, x: torch.Tensor, context: MotionContext) -> list[torch.Tensor]:
@@ -68,20 +85,30 @@ class DvtBlock(nn.Module):
             if self.attn is not None else []
 
     def _scales(self, x: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
-        return self.ms_attn(x, grid) if self.ms_attn is not None else []
+        if self.ms_attn is None:
+            return []
+        return [self.ms_attn.summed(x, grid)] if self.summed_scales else self.ms_attn(x, grid)
 
     def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D).
 
         In training (`recompute_scales`), D-MS-A and the fusion are recomputed in the backward
-        pass from LN x and D-ST-A's output: their per-scale outputs and (branches, tokens,
-        width) stacks are never kept, for one more D-MS-A and fusion forward (BENCHMARKS.md).
-        Not when the whole line is recomputed already (`recompute_mixing`)."""
+        pass from LN x and D-ST-A's output (with "sum", D-MS-A alone): their outputs and
+        (branches, tokens, width) stacks are never kept, for one more D-MS-A and fusion forward
+        (BENCHMARKS.md). Not when the whole line is recomputed already (`recompute_mixing`)."""
         x = self.norm1(x)
+        recompute = self.recompute_scales and not self.recompute_mixing \
+            and self.ms_attn is not None
+        if self.sum_heads and self.attn is not None and self.ms_attn is not None:
+            scales = recomputed(self.ms_attn.summed, x, context.grid) if recompute \
+                else self.ms_attn.summed(x, context.grid)
+            heads = self.attn.heads(x, context.path, context.cue, context.grid)
+            return self.attn.proj(heads + scales)
         if self.fuse is None:
-            return self.branches(x, context)[0]
+            out = self.branches(x, context)[0]
+            return self.ms_proj(out) if self.ms_proj is not None else out
         dst = self._dst(x, context)
-        if self.recompute_scales and not self.recompute_mixing and self.ms_attn is not None:
+        if recompute:
             return recomputed(self._fuse_scales, x, context.grid, *dst)
         return self._fuse_scales(x, context.grid, *dst)
 

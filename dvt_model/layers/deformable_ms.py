@@ -64,18 +64,37 @@ class DeformableMultiScaleAttention(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
-        """x (B, T, N, D) normalised tokens -> one (B, T, N, D) output per scale."""
+        """x (B, T, N, D) normalised tokens -> one (B, T, N, D) output per scale, each a
+        softmax over its own N points (the mixer fusion weighs the scales)."""
+        return self._scale_outputs(x, grid, across_scales=False)
+
+    def summed(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """x (B, T, N, D) -> (B, T, N, D): one softmax over all L x N points of a head and the
+        sum over scales, as Deformable DETR has it (`fusion="sum"`)."""
+        outputs = self._scale_outputs(x, grid, across_scales=True)
+        return sum(outputs[1:], outputs[0])
+
+    def _scale_outputs(self, x: torch.Tensor, grid: tuple[int, int], *, across_scales: bool
+                       ) -> list[torch.Tensor]:
         # b batch, t frame, s patch, g head, l scale, p point, c coordinate (x, y, t),
         # k temporal chunk, f frame in a chunk, m cell of a window, e head width
-        num_frames, heads = x.shape[1], self.num_heads
+        num_frames, heads, scales = x.shape[1], self.num_heads, self.num_scales
         offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l c b g t s p", g=heads,
-                            l=self.num_scales, c=3)
-        weights = rearrange(self.weights(x), "b t s (g l p) -> l b g t s p", g=heads,
-                            l=self.num_scales).softmax(-1)
+                            l=scales, c=3)
+        logits = rearrange(self.weights(x), "b t s (g l p) -> b g t s (l p)", g=heads,
+                           l=scales)
+        if across_scales:
+            weights = logits.softmax(-1)
+        else:
+            weights = logits.unflatten(-1, (scales, -1)).softmax(-1).flatten(-2)
+        weights = rearrange(weights, "b g t s (l p) -> l b g t s p", l=scales)
         spatial = query_positions(1, grid, device=x.device, dtype=offsets.dtype)[:, :2]
         outputs = []
-        for scale, level in enumerate(self.scales(x, grid)):
-            out = self._sample_scale(level, offsets[scale], weights[scale], spatial,
+        # unbind, not indexing: the backward pass stacks the scales' gradients once instead of
+        # adding a zero-filled gradient of every scale to every other
+        per_scale = zip(self.scales(x, grid), offsets.unbind(0), weights.unbind(0), strict=True)
+        for scale, (level, scale_offsets, scale_weights) in enumerate(per_scale):
+            out = self._sample_scale(level, scale_offsets, scale_weights, spatial,
                                      2 ** (scale + 1))
             outputs.append(rearrange(out[:, :, :num_frames], "b g t s e -> b t s (g e)"))
         return outputs

@@ -81,6 +81,11 @@ class DeformableSpaceTimeAttention(nn.Module):
                 grid: tuple[int, int]) -> torch.Tensor:
         """x (B, T, N, D) normalised tokens; path (B, T, N, T', 2) patches; cue (B, T, N, T', C)
         the motion cue embedding m. Returns (B, T, N, D)."""
+        return self.proj(self.heads(x, path, cue, grid))
+
+    def heads(self, x: torch.Tensor, path: torch.Tensor, cue: torch.Tensor,
+              grid: tuple[int, int]) -> torch.Tensor:
+        """The heads' outputs before the output projection `proj`, (B, T, N, D)."""
         # b batch, t frame, s patch, u frame of the sub-clip, g head, p point, c coordinate,
         # e head width, n sub-clip, q query frame inside its sub-clip, r query (q s)
         sub, heads = path.shape[3], self.num_heads
@@ -110,7 +115,7 @@ class DeformableSpaceTimeAttention(nn.Module):
             out = recomputed(self._sample, values, x, path, cue, attention, grid, frame_start)
         if self.value_cue is not None:  # recomputed: its (B, n, heads, q*s, C) mix is large
             out = out + recomputed(self._cue_values, attention, cue, sub)
-        return self.proj(rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub))
+        return rearrange(out, "b n g (q s) e -> b (n q) s (g e)", q=sub)
 
     def positions(self, x: torch.Tensor, path: torch.Tensor, cue: torch.Tensor,
                   grid: tuple[int, int]) -> torch.Tensor:
