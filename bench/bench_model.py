@@ -30,10 +30,10 @@ VARIANTS = {  # name -> model keywords
     "joint": dict(attention="joint", cue="none"),
     "divided": dict(attention="divided", cue="none"),
     "dvt_rm": dict(attention="dst_dms", cue="md_rgbr"),  # dvt, recomputing the attention line
-    # the DVT before session 8: D-MS-A 8 points, its 3 scales as 3 branches of the mixer
-    "dvt_mixer": dict(attention="dst_dms", cue="md_rgbr", fusion="mixer", ms_points=8),
-    # the cheapest fusion (BENCHMARKS.md: it costs accuracy)
-    "dvt_sum": dict(attention="dst_dms", cue="md_rgbr", fusion="sum"),
+    # the cheaper fusions, with 4 D-MS-A points (BENCHMARKS.md: they cost accuracy on rotation
+    # and zoom)
+    "dvt_pair": dict(attention="dst_dms", cue="md_rgbr", fusion="mixer_pair", ms_points=4),
+    "dvt_sum": dict(attention="dst_dms", cue="md_rgbr", fusion="sum", ms_points=4),
 }
 
 
@@ -55,7 +55,7 @@ def _status(field: str) -> float:
 def variants_of(scope: str) -> list[str]:
     if scope == "model":
         return [v for v in VARIANTS if v != "dst"]
-    return [v for v in VARIANTS if v not in ("dvt_rm", "dvt_mixer", "dvt_sum")]
+    return [v for v in VARIANTS if v not in ("dvt_rm", "dvt_pair", "dvt_sum")]
 
 
 def steps(frames: int, scope: str, width: int, depth: int, device: str,
@@ -215,7 +215,7 @@ def main() -> None:
             print(f"whole dvt / joint at T=16, {key}: {ratio:.2f} (target <= "
                   f"{0.5 if key == 'seconds' else 1.0})")
     if 16 in frame_counts and 32 in frame_counts and "model" in scopes:
-        for variant in [v for v in ("dvt", "dvt_rm", "dvt_mixer", "dvt_sum", "joint", "divided")
+        for variant in [v for v in ("dvt", "dvt_rm", "dvt_pair", "dvt_sum", "joint", "divided")
                         if v in chosen]:
             exponent = math.log(results["model", variant, 32]["seconds"]
                                 / results["model", variant, 16]["seconds"], 2)

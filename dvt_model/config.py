@@ -10,7 +10,7 @@ CUES = ("md_rgbr", "avgp", "rgbd", "tvl1", "none")
 DVT_ATTENTIONS = ("dst", "dms", "dst_dms")
 BASELINE_ATTENTIONS = ("joint", "divided", "space")
 POOLS = ("mean", "motion")
-FUSIONS = ("mixer_pair", "mixer", "mlp", "sum")
+FUSIONS = ("mixer", "mixer_pair", "mlp", "sum")
 TIME_EMBED_INITS = ("normal", "sincos")
 FRAMES_PER_SUBCLIP = 4  # the default T' (docs/design.md §6): cost linear in T
 # Our additions to the paper's model, all off: its D-ST-A and mean pooling (docs/design.md
@@ -36,11 +36,11 @@ class ModelConfig:
     num_heads: int = 12
     mlp_ratio: float = 4.0
     cue: str = "md_rgbr"
-    fusion: str = "mixer_pair"  # mixer_pair | mixer | mlp | sum (docs/design.md §6)
+    fusion: str = "mixer"  # mixer | mixer_pair | mlp | sum (docs/design.md §6)
     num_points: int = 8
     num_subclips: int | None = None  # None: T / 4 sub-clips of 4 frames
     num_scales: int = 3
-    ms_points: int = 4  # D-MS-A points per head and scale (Deformable DETR's K)
+    ms_points: int = 8  # D-MS-A points per head and scale (Deformable DETR has 4: faster)
     fusion_ratio: float = 0.5  # mixer fusion: the channel MLP's hidden width / embed_dim
     fusion_proj: bool = True  # mixer fusion: a linear layer after the branch mean
     attn_weights: str = "motion"

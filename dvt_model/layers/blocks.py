@@ -37,17 +37,18 @@ class DvtBlock(nn.Module):
     "dst", "dms" or "dst_dms"; a single branch needs no fusion.
 
     `fusion` (docs/design.md §6):
+    - "mixer" (the default): an MLP-Mixer layer over D-ST-A's output and one output per D-MS-A
+      scale.
     - "mixer_pair": D-MS-A takes one softmax over the points of all its scales and sums them,
-      as Deformable DETR does; an MLP-Mixer layer fuses that with D-ST-A's output.
-    - "mixer": the MLP-Mixer layer over D-ST-A's output and one output per D-MS-A scale.
-    - "mlp": those branches concatenated, one linear layer.
+      as Deformable DETR does; the mixer fuses that with D-ST-A's output (two branches).
+    - "mlp": the branches concatenated, one linear layer.
     - "sum": D-MS-A's summed scales added to D-ST-A's heads before D-ST-A's output projection,
       as if both were one attention's heads: no layer beyond D-MS-A's own (the cheapest).
     """
 
     def __init__(self, *, dim: int, num_heads: int, mlp_ratio: float = 4.0,
-                 attention: str = "dst_dms", fusion: str = "mixer_pair", num_points: int = 8,
-                 num_scales: int = 3, ms_points: int = 4, cue_dim: int,
+                 attention: str = "dst_dms", fusion: str = "mixer", num_points: int = 8,
+                 num_scales: int = 3, ms_points: int = 8, cue_dim: int,
                  attn_weights: str = "motion", cue_values: bool = True,
                  fusion_ratio: float = 0.5, fusion_proj: bool = True,
                  norm_layer=VitNorm) -> None:
