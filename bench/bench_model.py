@@ -37,6 +37,9 @@ VARIANTS = {  # name -> model keywords
 }
 
 
+MODEL_ONLY = ("dvt_rm", "dvt_pair", "dvt_sum")  # timed as whole models only
+
+
 def _peak_reset() -> float:
     """Reset the process's peak RSS (Linux clear_refs) and return the current RSS in MiB."""
     with open("/proc/self/clear_refs", "w") as handle:
@@ -55,7 +58,7 @@ def _status(field: str) -> float:
 def variants_of(scope: str) -> list[str]:
     if scope == "model":
         return [v for v in VARIANTS if v != "dst"]
-    return [v for v in VARIANTS if v not in ("dvt_rm", "dvt_pair", "dvt_sum")]
+    return [v for v in VARIANTS if v not in MODEL_ONLY]
 
 
 def steps(frames: int, scope: str, width: int, depth: int, device: str,
@@ -215,8 +218,7 @@ def main() -> None:
             print(f"whole dvt / joint at T=16, {key}: {ratio:.2f} (target <= "
                   f"{0.5 if key == 'seconds' else 1.0})")
     if 16 in frame_counts and 32 in frame_counts and "model" in scopes:
-        for variant in [v for v in ("dvt", "dvt_rm", "dvt_pair", "dvt_sum", "joint", "divided")
-                        if v in chosen]:
+        for variant in [v for v in VARIANTS if v in chosen and v != "dst"]:
             exponent = math.log(results["model", variant, 32]["seconds"]
                                 / results["model", variant, 16]["seconds"], 2)
             print(f"{variant} time exponent T=16 -> 32: {exponent:.2f}"

@@ -54,7 +54,6 @@ class DvtBlock(nn.Module):
                  norm_layer=VitNorm) -> None:
         super().__init__()
         self.summed_scales = fusion in SUMMED_SCALE_FUSIONS
-        self.sum_heads = fusion == "sum"
         self.norm1 = norm_layer(dim)
         self.attn = DeformableSpaceTimeAttention(
             dim=dim, num_heads=num_heads, num_points=num_points, cue_dim=cue_dim,
@@ -62,6 +61,8 @@ class DvtBlock(nn.Module):
         self.ms_attn = DeformableMultiScaleAttention(
             dim=dim, num_heads=num_heads, num_points=ms_points,
             num_scales=num_scales) if "dms" in attention else None
+        # "sum" with both attentions: D-MS-A joins D-ST-A's heads (a single one needs nothing)
+        self.sum_heads = fusion == "sum" and self.attn is not None and self.ms_attn is not None
         scale_branches = (1 if self.summed_scales else num_scales) if self.ms_attn else 0
         num_branches = (self.attn is not None) + scale_branches
         self.fuse = None
@@ -100,7 +101,7 @@ class DvtBlock(nn.Module):
         x = self.norm1(x)
         recompute = self.recompute_scales and not self.recompute_mixing \
             and self.ms_attn is not None
-        if self.sum_heads and self.attn is not None and self.ms_attn is not None:
+        if self.sum_heads:
             scales = recomputed(self.ms_attn.summed, x, context.grid) if recompute \
                 else self.ms_attn.summed(x, context.grid)
             heads = self.attn.heads(x, context.path, context.cue, context.grid)

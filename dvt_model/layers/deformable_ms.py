@@ -70,7 +70,7 @@ class DeformableMultiScaleAttention(nn.Module):
 
     def summed(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """x (B, T, N, D) -> (B, T, N, D): one softmax over all L x N points of a head and the
-        sum over scales, as Deformable DETR has it (`fusion="sum"`)."""
+        sum over scales, as Deformable DETR has it (fusions "mixer_pair" and "sum")."""
         outputs = self._scale_outputs(x, grid, across_scales=True)
         return sum(outputs[1:], outputs[0])
 
