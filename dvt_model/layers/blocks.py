@@ -15,7 +15,7 @@ from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
 from dvt_model.layers.deformable_st import DeformableSpaceTimeAttention
 from dvt_model.layers.fusion import MixerFusion, MlpFusion
 from dvt_model.layers.mlp import Mlp
-from dvt_model.layers.recompute import recomputed
+from dvt_model.layers.recompute import recomputed, recomputed_by_rows
 
 # Fusions that take D-MS-A's scales as one branch (one softmax over all their points)
 SUMMED_SCALE_FUSIONS = ("mixer_pair", "sum")
@@ -97,7 +97,8 @@ class DvtBlock(nn.Module):
         In training (`recompute_scales`), D-MS-A and the fusion are recomputed in the backward
         pass from LN x and D-ST-A's output (with "sum", D-MS-A alone): their outputs and
         (branches, tokens, width) stacks are never kept, for one more D-MS-A and fusion forward
-        (BENCHMARKS.md). Not when the whole line is recomputed already (`recompute_mixing`)."""
+        (BENCHMARKS.md); the fusion goes through its tokens in chunks there. Not when the whole
+        line is recomputed already (`recompute_mixing`)."""
         x = self.norm1(x)
         recompute = self.recompute_scales and not self.recompute_mixing \
             and self.ms_attn is not None
@@ -111,12 +112,11 @@ class DvtBlock(nn.Module):
             return self.ms_proj(out) if self.ms_proj is not None else out
         dst = self._dst(x, context)
         if recompute:
-            return recomputed(self._fuse_scales, x, context.grid, *dst)
-        return self._fuse_scales(x, context.grid, *dst)
-
-    def _fuse_scales(self, x: torch.Tensor, grid: tuple[int, int], *dst: torch.Tensor
-                     ) -> torch.Tensor:
-        return self.fuse([*dst, *self._scales(x, grid)])
+            return recomputed_by_rows(
+                self.fuse.rows, dst, row_params=list(self.fuse.parameters()),
+                chunk_rows=self.fuse.chunk_tokens, prefix=partial(self._scales, grid=context.grid),
+                prefix_input=x, prefix_params=list(self.ms_attn.parameters()))
+        return self.fuse([*dst, *self._scales(x, context.grid)])
 
     def forward(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         x = x + (recomputed(self.mixing, x, context) if self.recompute_mixing

@@ -6,17 +6,23 @@ import torch
 from torch import nn
 
 from dvt_model.layers.mlp import Mlp
-from dvt_model.layers.recompute import recomputed
+from dvt_model.layers.recompute import recomputed_by_rows
 
 
 class MlpFusion(nn.Module):
     """`mlp`: concatenate the branches, one linear layer."""
+
+    chunk_tokens = 0  # rows at a time when a block recomputes it (0: all at once)
 
     def __init__(self, *, dim: int, num_branches: int) -> None:
         super().__init__()
         self.proj = nn.Linear(dim * num_branches, dim)
 
     def forward(self, branches: list[torch.Tensor]) -> torch.Tensor:
+        return self.rows(*branches)
+
+    def rows(self, *branches: torch.Tensor) -> torch.Tensor:
+        """K branches (..., D) -> (..., D); each output row from the same row of the branches."""
         return self.proj(torch.cat(branches, -1))
 
 
@@ -28,9 +34,9 @@ class MixerFusion(nn.Module):
     projection, the channel MLP and the block's MLP mix the channels.
 
     Computed as the same function, cheaper: the channel MLP's second layer is linear, so it is
-    applied once to the branch mean of its hidden units instead of to every branch. The block
-    recomputes it in the backward pass with D-MS-A (`DvtBlock`), so its (K, L, D) stacks are
-    never kept."""
+    applied once to the branch mean of its hidden units instead of to every branch. In
+    training it is recomputed in the backward pass, `chunk_tokens` rows at a time (with D-MS-A
+    when in a `DvtBlock`), so its (K, L, D) stacks are never kept."""
 
     def __init__(self, *, dim: int, num_branches: int, hidden_ratio: float = 0.5,
                  proj: bool = True, chunk_tokens: int = 256) -> None:
@@ -46,17 +52,14 @@ class MixerFusion(nn.Module):
         """K branches (..., D) -> (..., D). With `chunk_tokens` and autograd recording, the
         tokens go through in chunks recomputed in the backward pass: only their inputs are
         kept."""
-        shape = branches[0].shape
-        flat = [b.reshape(-1, shape[-1]) for b in branches]
-        step = self.chunk_tokens if torch.is_grad_enabled() and self.chunk_tokens > 0 else 0
-        if not step:
-            return self._fuse(*flat).reshape(shape)
-        outputs = [recomputed(self._fuse, *(b[start:start + step] for b in flat))
-                   for start in range(0, flat[0].shape[0], step)]
-        return torch.cat(outputs).reshape(shape)
+        if self.chunk_tokens > 0:
+            return recomputed_by_rows(self.rows, branches, row_params=list(self.parameters()),
+                                      chunk_rows=self.chunk_tokens)
+        return self.rows(*branches)
 
-    def _fuse(self, *branches: torch.Tensor) -> torch.Tensor:
-        """K branches (L, D) -> (L, D): the mixer layer, the branch mean, `proj`."""
+    def rows(self, *branches: torch.Tensor) -> torch.Tensor:
+        """K branches (L, D) -> (L, D): the mixer layer, the branch mean, `proj`; each output
+        row from the same row of the branches."""
         x = torch.stack(branches)  # (K, L, D)
         x = x + self._mix_branches(self.norm1(x))
         mlp = self.channel_mlp
