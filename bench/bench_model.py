@@ -3,15 +3,18 @@
 Forward+backward wall time and peak extra memory of one block and of the whole model, for the
 DVT block (D-ST-A + D-MS-A, mixer), the D-ST-A-only block, joint and divided attention, at
 T in {8, 16, 32}, 224x224, ViT-S width (384, 6 heads), batch 1. Times: each variant in its own
-process (as a training run is), two warm-up steps, then the median of `--repeats`; the
+process (as a training run is), two warm-up steps, then the median of `--repeats`; with
+`--rounds N` the variants' processes run N times interleaved and the fastest is kept. The
 allocator as a user's own training loop has it: building a model applies
 `dvt_model.cpu_memory.keep_freed_memory_once` (`--allocator-off`: DVT_KEEP_FREED_MEMORY=0,
-glibc's defaults). Peak memory
-(max RSS above the process's level before the step): one process per scope and T, each variant
-measured alone in turn. The scaling exponent from T=16 to 32 is log(t32 / t16) / log 2.
+glibc's defaults). Peak memory (max RSS above the process's level before the step, with every
+large tensor its own mapping so that RSS follows live memory): one process per scope and T,
+each variant measured alone in turn. "process MiB": the timed process's own max RSS, what
+`top` shows a user (it includes the heap that the allocator setting keeps, fragmented). The
+scaling exponent from T=16 to 32 is log(t32 / t16) / log 2.
 
 Run: `dvt bench model` or `python bench/bench_model.py [--frames 8,16,32] [--width 384]
-[--depth 12] [--device cpu|cuda] [--scopes layer,block,model]`.
+[--depth 12] [--device cpu|cuda] [--scopes layer,block,model] [--rounds 1]`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 
@@ -140,7 +144,8 @@ def measure(frames: int, scope: str, width: int, depth: int, device: str, repeat
             closure()
             sync()
             out[name].append(time.perf_counter() - start)
-    return {name: sorted(t)[len(t) // 2] for name, t in out.items()}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {name: [sorted(t)[len(t) // 2], rss] for name, t in out.items()}
 
 
 def run_child(common: tuple, what: str, variants: list[str], allocator_off: bool) -> dict:
@@ -166,6 +171,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=12)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="time every variant's process this many times, interleaved; "
+                             "report the fastest")
     parser.add_argument("--allocator-off", action="store_true",
                         help="time with glibc's default allocator settings "
                              "(DVT_KEEP_FREED_MEMORY=0)")
@@ -191,23 +199,31 @@ def main() -> None:
     for scope in scopes:
         print(f"\n{titles[scope]}:")
         print(f"{'T':>3} {'variant':<8} {'seconds':>8} {'x joint':>8} {'peak MiB':>9} "
-              f"{'x joint':>8}")
+              f"{'x joint':>8} {'process MiB':>11}")
         for frames in frame_counts:
             common = (frames, scope, args.width, args.depth, args.device, args.repeats)
             # Times: each variant in its own process, as a training run is (variants sharing
             # one heap fragment it, and the DVT took several steps to stop page-faulting).
-            seconds = {}
+            # Rounds: the variants' processes interleaved, the fastest round of each kept, so
+            # that a busy spell of the machine does not land on one variant only.
+            seconds, process = {}, {}
             variants = [v for v in variants_of(scope) if v in chosen]
-            for variant in variants:
-                seconds.update(run_child(common, "time", [variant], args.allocator_off))
+            for _ in range(args.rounds):
+                for variant in variants:
+                    (time_taken, rss), = run_child(common, "time", [variant],
+                                                   args.allocator_off).values()
+                    seconds[variant] = min(seconds.get(variant, math.inf), time_taken)
+                    process[variant] = max(process.get(variant, 0.0), rss)
             memory = run_child(common, "memory", variants, args.allocator_off)
             joint = {"seconds": seconds["joint"], "peak_mib": memory["joint"]}
             for variant in seconds:
-                r = {"seconds": seconds[variant], "peak_mib": memory[variant]}
+                r = {"seconds": seconds[variant], "peak_mib": memory[variant],
+                     "process_mib": process[variant]}
                 results[scope, variant, frames] = r
                 print(f"{frames:>3} {variant:<8} {r['seconds']:8.3f} "
                       f"{r['seconds'] / joint['seconds']:8.2f} {r['peak_mib']:9.0f} "
-                      f"{r['peak_mib'] / max(joint['peak_mib'], 1):8.2f}")
+                      f"{r['peak_mib'] / max(joint['peak_mib'], 1):8.2f} "
+                      f"{r['process_mib']:11.0f}")
     if 16 in frame_counts and "dst" in chosen:
         for scope in set(scopes) & {"layer", "block"}:
             ratio = results[scope, "dst", 16]["seconds"] / results[scope, "joint", 16]["seconds"]
