@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# torch first and pinned (CPU build): pyproject's `torch>=2.1` is then satisfied, where pip
+# torch first and pinned (CPU build): pyproject's `torch>=2.4` is then satisfied, where pip
 # alone would resolve a CUDA build of several GB.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

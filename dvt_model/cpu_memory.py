@@ -5,10 +5,11 @@ DVT_KEEP_FREED_MEMORY=0 turns it off), so a user's own loop runs as fast as `dvt
 
 glibc gives every allocation above its mmap threshold its own mapping, and returns it to the
 kernel when freed; the threshold adapts up to 32 MiB and no further. A training step whose
-tensors are larger (the DVT at T = 32: 38 MB for each stack of fused branches, 59 MB for each
-layer's matrices) then maps, page-faults and zeroes every page of them anew on every step: at
-T = 32 that was a third of a DVT block's forward+backward time (1.34 s against 0.99 s, 2.2 M
-against 0.4 M page faults), and it made the whole model's time grow faster than linearly in T.
+tensors are larger (the DVT's stacks of fused branches and layer matrices at T = 32) then maps,
+page-faults and zeroes every page of them anew on every step: a third of a DVT block's time at
+T = 32, and the whole model's time grew faster than linearly in T (BENCHMARKS.md, session 4).
+The price: the process keeps its heap at its largest, fragmented ("process MiB" in
+`bench/bench_model.py`).
 """
 
 from __future__ import annotations

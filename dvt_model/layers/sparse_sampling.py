@@ -28,8 +28,8 @@ import torch.nn.functional as F
 CPU_CHUNK_ELEMENTS = 1 << 20
 CUDA_CHUNK_ELEMENTS = 1 << 28
 # Sampled entries (point x corner) handled at once: on the CPU 8 MiB of int64 indices and 4 MiB
-# of float32 weights (larger chunks were no faster and raised the peak memory of a D-ST-A layer
-# at T = 16 from 65 to 103 MiB).
+# of float32 weights (larger chunks were no faster and raised a D-ST-A layer's peak memory:
+# BENCHMARKS.md, session 5).
 GATHER_CHUNK_ENTRIES = 1 << 20
 CUDA_GATHER_CHUNK_ENTRIES = 1 << 24
 
