@@ -58,9 +58,9 @@ class MixerFusion(nn.Module):
         return self.rows(*branches)
 
     def rows(self, *branches: torch.Tensor) -> torch.Tensor:
-        """K branches (L, D) -> (L, D): the mixer layer, the branch mean, `proj`; each output
-        row from the same row of the branches."""
-        x = torch.stack(branches)  # (K, L, D)
+        """K branches (..., D) -> (..., D): the mixer layer, the branch mean, `proj`; each
+        output row from the same row of the branches."""
+        x = torch.stack(branches)  # (K, ..., D)
         x = x + self._mix_branches(self.norm1(x))
         mlp = self.channel_mlp
         hidden = mlp.act(mlp.fc1(self.norm2(x))).mean(0)
