@@ -31,3 +31,11 @@ def test_mixer_fusion_equals_the_plain_mixer_layer(hidden_ratio, proj):
     expected_grads = torch.autograd.grad(expected.square().sum(), inputs)
     for grad, reference in zip(grads, expected_grads, strict=True):
         assert torch.allclose(grad, reference, atol=1e-10)
+
+
+def test_mixer_fusion_recomputes_small_chunks_on_the_cpu_and_large_ones_on_an_accelerator():
+    fusion = MixerFusion(dim=8, num_branches=2)
+    cpu, accelerator = (fusion.tokens_per_chunk(torch.device(kind)) for kind in ("cpu", "cuda"))
+    assert 0 < cpu < accelerator
+    fusion.chunk_tokens = 5
+    assert fusion.tokens_per_chunk(torch.device("cuda")) == 5

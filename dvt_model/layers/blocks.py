@@ -114,7 +114,8 @@ class DvtBlock(nn.Module):
         if recompute:
             return recomputed_by_rows(
                 self.fuse.rows, dst, row_params=list(self.fuse.parameters()),
-                chunk_rows=self.fuse.chunk_tokens, prefix=partial(self._scales, grid=context.grid),
+                chunk_rows=self.fuse.tokens_per_chunk(x.device),
+                prefix=partial(self._scales, grid=context.grid),
                 prefix_input=x, prefix_params=list(self.ms_attn.parameters()))
         return self.fuse([*dst, *self._scales(x, context.grid)])
 

@@ -8,11 +8,19 @@ from torch import nn
 from dvt_model.layers.mlp import Mlp
 from dvt_model.layers.recompute import recomputed_by_rows
 
+# Tokens the mixer fusion recomputes at a time in training: on the CPU a chunk's stacks stay in
+# the cache; on an accelerator small chunks would be many small kernel launches.
+CPU_CHUNK_TOKENS = 256
+ACCELERATOR_CHUNK_TOKENS = 8192
+
 
 class MlpFusion(nn.Module):
     """`mlp`: concatenate the branches, one linear layer."""
 
     chunk_tokens = 0  # rows at a time when a block recomputes it (0: all at once)
+
+    def tokens_per_chunk(self, device: torch.device) -> int:
+        return self.chunk_tokens
 
     def __init__(self, *, dim: int, num_branches: int) -> None:
         super().__init__()
@@ -36,10 +44,11 @@ class MixerFusion(nn.Module):
     Computed as the same function, cheaper: the channel MLP's second layer is linear, so it is
     applied once to the branch mean of its hidden units instead of to every branch. In
     training it is recomputed in the backward pass, `chunk_tokens` rows at a time (with D-MS-A
-    when in a `DvtBlock`), so its (K, L, D) stacks are never kept."""
+    when in a `DvtBlock`), so its (K, L, D) stacks are never kept; None (the default): 256 on
+    the CPU, 8192 on an accelerator; 0: no recomputation of its own."""
 
     def __init__(self, *, dim: int, num_branches: int, hidden_ratio: float = 0.5,
-                 proj: bool = True, chunk_tokens: int = 256) -> None:
+                 proj: bool = True, chunk_tokens: int | None = None) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.branch_mlp = Mlp(dim=num_branches, hidden_dim=num_branches)
@@ -52,10 +61,17 @@ class MixerFusion(nn.Module):
         """K branches (..., D) -> (..., D). With `chunk_tokens` and autograd recording, the
         tokens go through in chunks recomputed in the backward pass: only their inputs are
         kept."""
-        if self.chunk_tokens > 0:
+        chunk = self.tokens_per_chunk(branches[0].device)
+        if chunk > 0:
             return recomputed_by_rows(self.rows, branches, row_params=list(self.parameters()),
-                                      chunk_rows=self.chunk_tokens)
+                                      chunk_rows=chunk)
         return self.rows(*branches)
+
+    def tokens_per_chunk(self, device: torch.device) -> int:
+        """Rows recomputed at a time in training on `device` (0: all at once)."""
+        if self.chunk_tokens is not None:
+            return self.chunk_tokens
+        return CPU_CHUNK_TOKENS if device.type == "cpu" else ACCELERATOR_CHUNK_TOKENS
 
     def rows(self, *branches: torch.Tensor) -> torch.Tensor:
         """K branches (..., D) -> (..., D): the mixer layer, the branch mean, `proj`; each
