@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dvt_model.config import (
+    ATTN_WEIGHTS,
     BASELINE_ATTENTIONS,
     CUES,
     DVT_ATTENTIONS,
@@ -29,7 +30,7 @@ MODEL_OPTIONS = (
                  help="Mixer fusion: channel MLP hidden width / embed_dim (0.5)."),
     click.option("--fusion-proj/--no-fusion-proj", default=None,
                  help="Mixer fusion: a linear layer after the branch mean (on)."),
-    click.option("--attn-weights", type=click.Choice(("motion", "dot")),
+    click.option("--attn-weights", type=click.Choice(ATTN_WEIGHTS),
                  help="D-ST-A weights from the motion cue or the query-key dot product."),
     click.option("--motion-tokens/--no-motion-tokens", default=None,
                  help="Ours: the per-patch displacement added to each token's embedding."),

@@ -11,6 +11,7 @@ DVT_ATTENTIONS = ("dst", "dms", "dst_dms")
 BASELINE_ATTENTIONS = ("joint", "divided", "space")
 POOLS = ("mean", "motion")
 FUSIONS = ("mixer", "mixer_pair", "mlp", "sum")
+ATTN_WEIGHTS = ("motion", "dot")  # D-ST-A: weights from the motion cue, or query-key
 TIME_EMBED_INITS = ("normal", "sincos")
 FRAMES_PER_SUBCLIP = 4  # the default T' (docs/design.md §6): cost linear in T
 # Our additions to the paper's model, all off: its D-ST-A and mean pooling (docs/design.md
@@ -96,8 +97,9 @@ class ModelConfig:
         if self.time_embed_init not in TIME_EMBED_INITS:
             bad(f"time_embed_init must be one of {', '.join(TIME_EMBED_INITS)}, got "
                 f"{self.time_embed_init!r}")
-        if self.attn_weights not in ("motion", "dot"):
-            bad(f"attn_weights must be 'motion' or 'dot', got {self.attn_weights!r}")
+        if self.attn_weights not in ATTN_WEIGHTS:
+            bad(f"attn_weights must be one of {', '.join(ATTN_WEIGHTS)}, got "
+                f"{self.attn_weights!r}")
         if self.img_size % self.patch_size:
             bad(f"img_size {self.img_size} is not a multiple of the patch size {self.patch_size}")
         if self.embed_dim % self.num_heads:

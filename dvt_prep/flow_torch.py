@@ -71,7 +71,7 @@ def _divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
 
 def _median(u: torch.Tensor, size: int) -> torch.Tensor:
     """size x size median of each (B, 1, H, W) map, replicated borders. On the CPU, OpenCV's
-    medianBlur (same borders, same result, some 50x faster than sorting unfolded windows)."""
+    medianBlur (same borders, same result, much faster than sorting unfolded windows)."""
     if u.device.type == "cpu" and size in (3, 5):
         return torch.from_numpy(np.stack([cv2.medianBlur(plane, size)
                                           for plane in u[:, 0].numpy()]))[:, None]

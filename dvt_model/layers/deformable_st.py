@@ -14,6 +14,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from dvt_model.config import ATTN_WEIGHTS
 from dvt_model.layers.recompute import recomputed
 from dvt_model.layers.sparse_sampling import deformable_sum, interpolate_rows
 from dvt_model.motion_path import grid_positions
@@ -34,8 +35,9 @@ class DeformableSpaceTimeAttention(nn.Module):
                  attn_weights: str = "motion", cue_values: bool = True,
                  qkv_bias: bool = True) -> None:
         super().__init__()
-        if attn_weights not in ("motion", "dot"):
-            raise ValueError(f"attn_weights must be 'motion' or 'dot', got {attn_weights!r}")
+        if attn_weights not in ATTN_WEIGHTS:
+            raise ValueError(f"attn_weights must be one of {', '.join(ATTN_WEIGHTS)}, got "
+                             f"{attn_weights!r}")
         self.num_heads, self.num_points, self.attn_weights = num_heads, num_points, attn_weights
         # Motion weights need only values; the dot product needs queries and keys too. (A ViT
         # checkpoint's `attn.qkv` loads into either: its value third into `value`.)
