@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -95,19 +96,34 @@ def training_loss(model: torch.nn.Module, batch: dict, config: TrainConfig, amp:
     return F.cross_entropy(logits.float(), batch["label"], label_smoothing=config.label_smoothing)
 
 
+@dataclass
+class RunState:
+    """Where a run stands; saved in every checkpoint, restored on resume."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    best_top1: float = -1.0
+
+
+def save_run(path: str, *, model: VideoTransformer, optimizer: torch.optim.Optimizer,
+             state: RunState, config: TrainConfig, labels: Labels) -> None:
+    """A checkpoint of everything `train(resume=True)` needs to continue exactly."""
+    save_checkpoint(path, {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "step": state.step, "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
+        "best_top1": state.best_top1, "config": config.to_dict(),
+        "model_config": model.config.to_dict(), "class_names": list(labels.class_names),
+        "rng": rng_state()})
+
+
 def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool = False) -> dict:
     """Train (or resume) a run in `config.out`. Returns the last epoch's metrics.
     trust_checkpoint: read a `last.pt` that needs the full unpickler (see dvt_model.checkpoint)."""
     config.validate()
     torch.set_flush_denormal(True)  # denormal floats slow CPU training several-fold at random
     device, rank, world_size = setup_distributed(config.device)
-    checkpoint = None
-    if resume:
-        path = os.path.join(config.out, CHECKPOINT)
-        if not os.path.isfile(path):
-            raise InputError(f"{config.out}: nothing to resume (no {CHECKPOINT}); start it "
-                             "without --resume")
-        checkpoint = load_checkpoint(path, trust=trust_checkpoint)
+    checkpoint = _checkpoint_to_resume(config, trust_checkpoint) if resume else None
     class_names = tuple(checkpoint["class_names"]) if checkpoint else None
     labels = read_labels(config.labels, class_names=class_names)
     torch.manual_seed(config.seed)
@@ -123,31 +139,31 @@ def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool =
         raise InputError(f"train: {len(train_set)} clips per rank is fewer than one batch of "
                          f"{config.batch_size}; lower --batch-size")
     optimizer = build_optimizer(model, config)
-    step, epoch, step_in_epoch, best = 0, 0, 0, -1.0
+    state = RunState()
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        step, epoch = checkpoint["step"], checkpoint["epoch"]
-        step_in_epoch, best = checkpoint["step_in_epoch"], checkpoint["best_top1"]
+        state = RunState(step=checkpoint["step"], epoch=checkpoint["epoch"],
+                         step_in_epoch=checkpoint["step_in_epoch"],
+                         best_top1=checkpoint["best_top1"])
         set_rng_state(checkpoint["rng"])
+        train_set.load_state_dict({"epoch": state.epoch, "seed": config.seed,
+                                   "samples_seen": state.step_in_epoch * config.batch_size})
     model.to(device)
     ddp = DistributedDataParallel(model) if world_size > 1 else None
     amp = config.amp and device.type == "cuda"
-    log = MetricsLog(config.out, enabled=rank == 0, truncate_after_step=step if resume else None)
+    log = MetricsLog(config.out, enabled=rank == 0,
+                     truncate_after_step=state.step if resume else None)
 
     def save(name: str) -> None:
         if rank == 0:
-            save_checkpoint(os.path.join(config.out, name), {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
-                "best_top1": best, "config": config.to_dict(),
-                "model_config": model.config.to_dict(), "class_names": list(labels.class_names),
-                "rng": rng_state()})
+            save_run(os.path.join(config.out, name), model=model, optimizer=optimizer,
+                     state=state, config=config, labels=labels)
 
     if rank == 0:
         os.makedirs(config.out, exist_ok=True)
         log.write_config(config.to_dict(), model.config.to_dict(), list(labels.class_names))
-    progress = _progress(config, rank, steps_per_epoch, step)
+    progress = _progress(config, rank, steps_per_epoch, state.step)
     last_metrics: dict = {}
     # Workers are started once, while this process is small (forking a process that holds a
     # step's freed activations copies more than it should); they see each epoch's permutation
@@ -156,61 +172,79 @@ def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool =
                         num_workers=config.num_workers, drop_last=True,
                         persistent_workers=config.num_workers > 0,
                         worker_init_fn=single_thread_worker)
-    while epoch < config.epochs:
-        train_set.load_state_dict({"epoch": epoch, "samples_seen": step_in_epoch *
-                                   config.batch_size, "seed": config.seed})
-        epoch_loss, epoch_steps = 0.0, 0
-        ready = time.perf_counter()
-        for batch in loader:
-            arrived = time.perf_counter()
-            lr = lr_at(step, config, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = training_loss(ddp or model, to_device(batch, device), config, amp)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            optimizer.step()
-            step, step_in_epoch = step + 1, step_in_epoch + 1
-            done = time.perf_counter()
-            loss_value = loss.item()
-            epoch_loss, epoch_steps = epoch_loss + loss_value, epoch_steps + 1
-            log.step(epoch=epoch, step=step, loss=loss_value, lr=lr,
-                     grad_norm=float(grad_norm),
-                     clips_per_s=config.batch_size * world_size / (done - ready),
-                     data_wait=(arrived - ready) / (done - ready))
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(epoch=epoch, loss=f"{loss_value:.3f}",
-                                     clips_s=f"{config.batch_size * world_size / (done - ready):.1f}")
-            ready = done
-            if config.max_steps is not None and step >= config.max_steps:
-                save(CHECKPOINT)
-                log.close()
+    try:
+        while state.epoch < config.epochs:
+            train_set.set_epoch(state.epoch)  # keeps a resumed run's offset in its epoch
+            epoch_loss, epoch_steps = 0.0, 0
+            ready = time.perf_counter()
+            for batch in loader:
+                arrived = time.perf_counter()
+                lr = lr_at(state.step, config, steps_per_epoch)
+                loss_value, grad_norm = _optimizer_step(ddp or model, optimizer,
+                                                        to_device(batch, device), lr, config,
+                                                        amp)
+                state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
+                done = time.perf_counter()
+                epoch_loss, epoch_steps = epoch_loss + loss_value, epoch_steps + 1
+                clips_per_s = config.batch_size * world_size / (done - ready)
+                log.step(epoch=state.epoch, step=state.step, loss=loss_value, lr=lr,
+                         grad_norm=grad_norm, clips_per_s=clips_per_s,
+                         data_wait=(arrived - ready) / (done - ready))
                 if progress is not None:
-                    progress.close()
-                return {"step": step, "loss": loss_value}
-            if config.save_every_steps and step % config.save_every_steps == 0:
-                save(CHECKPOINT)
-        epoch, step_in_epoch = epoch + 1, 0
-        last_metrics = {"epoch": epoch, "step": step,
-                        "train_loss": epoch_loss / max(epoch_steps, 1)}
-        if val_set is not None:
-            result = predict(model, val_set, batch_size=config.batch_size,
-                             num_workers=config.num_workers, device=device, amp=amp)
-            scores = accuracy(result["probs"], result["labels"], labels.num_classes)
-            last_metrics.update(val_loss=result["loss"], val_top1=scores["top1"],
-                                val_top5=scores["top5"])
-        log.epoch(**last_metrics)
-        improved = last_metrics.get("val_top1", -1.0) > best
-        best = max(best, last_metrics.get("val_top1", -1.0))
-        save(CHECKPOINT)
-        if improved or val_set is None:
-            save(BEST)
-    if progress is not None:
-        progress.close()
-    log.close()
+                    progress.update(1)
+                    progress.set_postfix(epoch=state.epoch, loss=f"{loss_value:.3f}",
+                                         clips_s=f"{clips_per_s:.1f}")
+                ready = done
+                if config.max_steps is not None and state.step >= config.max_steps:
+                    save(CHECKPOINT)
+                    return {"step": state.step, "loss": loss_value}
+                if config.save_every_steps and state.step % config.save_every_steps == 0:
+                    save(CHECKPOINT)
+            state.epoch, state.step_in_epoch = state.epoch + 1, 0
+            last_metrics = {"epoch": state.epoch, "step": state.step,
+                            "train_loss": epoch_loss / max(epoch_steps, 1)}
+            if val_set is not None:
+                last_metrics.update(_validate(model, val_set, labels, config, device, amp))
+            log.epoch(**last_metrics)
+            improved = last_metrics.get("val_top1", -1.0) > state.best_top1
+            state.best_top1 = max(state.best_top1, last_metrics.get("val_top1", -1.0))
+            save(CHECKPOINT)
+            if improved or val_set is None:
+                save(BEST)
+    finally:
+        if progress is not None:
+            progress.close()
+        log.close()
     return last_metrics
+
+
+def _checkpoint_to_resume(config: TrainConfig, trust_checkpoint: bool) -> dict:
+    path = os.path.join(config.out, CHECKPOINT)
+    if not os.path.isfile(path):
+        raise InputError(f"{config.out}: nothing to resume (no {CHECKPOINT}); start it "
+                         "without --resume")
+    return load_checkpoint(path, trust=trust_checkpoint)
+
+
+def _optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict,
+                    lr: float, config: TrainConfig, amp: bool) -> tuple[float, float]:
+    """One step at learning rate `lr`; returns (loss, gradient norm before clipping)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss = training_loss(model, batch, config, amp)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+    optimizer.step()
+    return loss.item(), float(grad_norm)
+
+
+def _validate(model: VideoTransformer, val_set: VideoClipDataset, labels: Labels,
+              config: TrainConfig, device: torch.device, amp: bool) -> dict:
+    result = predict(model, val_set, batch_size=config.batch_size,
+                     num_workers=config.num_workers, device=device, amp=amp)
+    scores = accuracy(result["probs"], result["labels"], labels.num_classes)
+    return {"val_loss": result["loss"], "val_top1": scores["top1"], "val_top5": scores["top5"]}
 
 
 def _progress(config: TrainConfig, rank: int, steps_per_epoch: int, step: int):
