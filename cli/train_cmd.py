@@ -59,6 +59,8 @@ def train_options(command):
 
 def train_config_from(params: dict, *, base: dict | None = None):
     """TrainConfig from a base (a run's config or YAML) and the flags given."""
+    from dataclasses import fields
+
     from dvt_model.train_config import TrainConfig
 
     values = dict(base or {})
@@ -69,10 +71,11 @@ def train_config_from(params: dict, *, base: dict | None = None):
         from dvt_model.config import PAPER_FAITHFUL
 
         model_options.update(PAPER_FAITHFUL)
+    own_fields = {f.name for f in fields(TrainConfig)}  # cue, num_frames, img_size among them
     for key, value in params.items():
         if value is None or value == () or key in ("config_path", "paper_faithful"):
             continue
-        if key in MODEL_KEYS and key not in ("cue", "num_frames", "img_size"):
+        if key in MODEL_KEYS and key not in own_fields:
             model_options[key] = value
         else:
             values[key] = list(value) if isinstance(value, tuple) else value
