@@ -152,19 +152,12 @@ def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool =
     model.to(device)
     ddp = DistributedDataParallel(model) if world_size > 1 else None
     amp = config.amp and device.type == "cuda"
-    log = MetricsLog(config.out, enabled=rank == 0,
-                     truncate_after_step=state.step if resume else None)
 
     def save(name: str) -> None:
         if rank == 0:
             save_run(os.path.join(config.out, name), model=model, optimizer=optimizer,
                      state=state, config=config, labels=labels)
 
-    if rank == 0:
-        os.makedirs(config.out, exist_ok=True)
-        log.write_config(config.to_dict(), model.config.to_dict(), list(labels.class_names))
-    progress = _progress(config, rank, steps_per_epoch, state.step)
-    last_metrics: dict = {}
     # Workers are started once, while this process is small (forking a process that holds a
     # step's freed activations copies more than it should); they see each epoch's permutation
     # and resume offset through the dataset's shared memory.
@@ -172,7 +165,16 @@ def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool =
                         num_workers=config.num_workers, drop_last=True,
                         persistent_workers=config.num_workers > 0,
                         worker_init_fn=single_thread_worker)
+    if rank == 0:
+        os.makedirs(config.out, exist_ok=True)
+    log = MetricsLog(config.out, enabled=rank == 0,
+                     truncate_after_step=state.step if resume else None)
+    progress, last_metrics = None, {}
     try:
+        if rank == 0:
+            log.write_config(config.to_dict(), model.config.to_dict(),
+                             list(labels.class_names))
+        progress = _progress(config, rank, steps_per_epoch, state.step)
         while state.epoch < config.epochs:
             train_set.set_epoch(state.epoch)  # keeps a resumed run's offset in its epoch
             epoch_loss, epoch_steps = 0.0, 0
