@@ -81,13 +81,14 @@ class DeformableMultiScaleAttention(nn.Module):
         num_frames, heads, scales = x.shape[1], self.num_heads, self.num_scales
         offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l c b g t s p", g=heads,
                             l=scales, c=3)
-        logits = rearrange(self.weights(x), "b t s (g l p) -> b g t s (l p)", g=heads,
-                           l=scales)
         if across_scales:
-            weights = logits.softmax(-1)
-        else:
-            weights = logits.unflatten(-1, (scales, -1)).softmax(-1).flatten(-2)
-        weights = rearrange(weights, "b g t s (l p) -> l b g t s p", l=scales)
+            weights = rearrange(self.weights(x), "b t s (g l p) -> b g t s (l p)", g=heads,
+                                l=scales).softmax(-1)
+            weights = rearrange(weights, "b g t s (l p) -> l b g t s p", l=scales)
+        else:  # the points' axis not innermost: torch's softmax over a short last axis is slow
+            weights = rearrange(self.weights(x), "b t s (g l p) -> l b g p t s", g=heads,
+                                l=scales).contiguous().softmax(3)
+            weights = rearrange(weights, "l b g p t s -> l b g t s p")
         spatial = query_positions(1, grid, device=x.device, dtype=offsets.dtype)[:, :2]
         outputs = []
         # unbind, not indexing: the backward pass stacks the scales' gradients once instead of
