@@ -17,14 +17,14 @@ ACCELERATOR_CHUNK_TOKENS = 8192
 class MlpFusion(nn.Module):
     """`mlp`: concatenate the branches, one linear layer."""
 
-    chunk_tokens = 0  # rows at a time when a block recomputes it (0: all at once)
-
-    def tokens_per_chunk(self, device: torch.device) -> int:
-        return self.chunk_tokens
-
     def __init__(self, *, dim: int, num_branches: int) -> None:
         super().__init__()
         self.proj = nn.Linear(dim * num_branches, dim)
+        self.chunk_tokens = 0  # rows at a time when a block recomputes it (0: all at once)
+
+    def tokens_per_chunk(self, device: torch.device) -> int:
+        """Rows recomputed at a time in training (one linear layer: all at once by default)."""
+        return self.chunk_tokens
 
     def forward(self, branches: list[torch.Tensor]) -> torch.Tensor:
         return self.rows(*branches)

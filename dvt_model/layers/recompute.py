@@ -60,16 +60,22 @@ def recomputed_by_rows(rowwise: Callable[..., torch.Tensor], branches: Sequence[
     return _RecomputedByRows.apply(plan, prefix_input, *branches, *prefix_params, *row_params)
 
 
+def _row_chunks(num_rows: int, chunk_rows: int) -> list[slice]:
+    """The row ranges of `chunk_rows` rows each (0 or fewer: one range of all of them)."""
+    step = chunk_rows if chunk_rows > 0 else max(1, num_rows)
+    return [slice(start, start + step) for start in range(0, num_rows, step)]
+
+
 def _by_rows(rowwise: Callable[..., torch.Tensor], branches: list[torch.Tensor],
              chunk_rows: int) -> torch.Tensor:
     """rowwise over K branches (..., D), `chunk_rows` rows at a time -> (..., D_out)."""
     shape = branches[0].shape
     flat = [b.reshape(-1, shape[-1]) for b in branches]
-    if chunk_rows <= 0 or chunk_rows >= flat[0].shape[0]:
+    chunks = _row_chunks(flat[0].shape[0], chunk_rows)
+    if len(chunks) == 1:
         out = rowwise(*flat)
     else:
-        out = torch.cat([rowwise(*(b[start:start + chunk_rows] for b in flat))
-                         for start in range(0, flat[0].shape[0], chunk_rows)])
+        out = torch.cat([rowwise(*(b[rows] for b in flat)) for rows in chunks])
     return out.reshape(*shape[:-1], out.shape[-1])
 
 
@@ -120,15 +126,14 @@ def _rows_backward(rowwise: Callable[..., torch.Tensor], branches: list[torch.Te
     flat = [b.reshape(-1, shape[-1]) for b in branches]
     grad_flat = grad_out.reshape(flat[0].shape[0], -1)
     wanted = [p for p in params if p.requires_grad]
-    step = chunk_rows if chunk_rows > 0 else max(1, flat[0].shape[0])
     grad_rows = [torch.empty_like(b) for b in flat]
     totals: list[torch.Tensor | None] = [None] * len(wanted)
-    for start in range(0, flat[0].shape[0], step):
-        rows = [b[start:start + step].detach().requires_grad_() for b in flat]
-        grads = torch.autograd.grad(rowwise(*rows), [*rows, *wanted],
-                                    grad_flat[start:start + step], allow_unused=True)
+    for chunk in _row_chunks(flat[0].shape[0], chunk_rows):
+        rows = [b[chunk].detach().requires_grad_() for b in flat]
+        grads = torch.autograd.grad(rowwise(*rows), [*rows, *wanted], grad_flat[chunk],
+                                    allow_unused=True)
         for target, grad in zip(grad_rows, grads[:len(rows)], strict=True):
-            target[start:start + step] = 0 if grad is None else grad
+            target[chunk] = 0 if grad is None else grad
         totals = [t if g is None else g if t is None else t + g
                   for t, g in zip(totals, grads[len(rows):], strict=True)]
     by_param = dict(zip(map(id, wanted), totals, strict=True))
