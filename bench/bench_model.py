@@ -33,6 +33,8 @@ VARIANTS = {  # name -> model keywords
     "dst": dict(attention="dst", cue="md_rgbr"),
     "joint": dict(attention="joint", cue="none"),
     "divided": dict(attention="divided", cue="none"),
+    # space-only attention: the cheapest baseline, about what 0.5x joint's time buys
+    "space": dict(attention="space", cue="none"),
     "dvt_rm": dict(attention="dst_dms", cue="md_rgbr"),  # dvt, recomputing the attention line
     # the cheaper fusions, with 4 D-MS-A points (BENCHMARKS.md: they cost accuracy on rotation
     # and zoom)
@@ -41,7 +43,8 @@ VARIANTS = {  # name -> model keywords
 }
 
 
-MODEL_ONLY = ("dvt_rm", "dvt_pair", "dvt_sum")  # timed as whole models only
+MODEL_ONLY = ("dvt_rm", "dvt_pair", "dvt_sum", "space")  # timed as whole models only
+LAYER_VARIANTS = ("dst", "dvt", "joint")  # those with an attention layer to time alone
 
 
 def _peak_reset() -> float:
@@ -62,6 +65,8 @@ def _status(field: str) -> float:
 def variants_of(scope: str) -> list[str]:
     if scope == "model":
         return [v for v in VARIANTS if v != "dst"]
+    if scope == "layer":
+        return list(LAYER_VARIANTS)
     return [v for v in VARIANTS if v not in MODEL_ONLY]
 
 
