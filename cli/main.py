@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -9,13 +10,22 @@ import click
 from dvt_prep import __version__
 from dvt_prep.errors import DvtError
 
+# What a shell reports for a tool stopped by a closed pipe (128 + SIGPIPE), as `yes | head` has
+CLOSED_PIPE_EXIT = 141
+
 
 class DvtGroup(click.Group):
-    """Turns DvtError (and any crash, unless --debug) into one line on stderr and exit code 1."""
+    """Turns DvtError (and any crash, unless --debug) into one line on stderr and exit code 1;
+    a reader that closed the pipe (`dvt inspect STORE | head -2`) stops it quietly."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The rest of the output goes nowhere, so that the flush at exit fails no more.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(CLOSED_PIPE_EXIT)
         except DvtError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)

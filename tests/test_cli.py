@@ -187,3 +187,17 @@ def test_inspect_no_videos_reads_only_the_index(tmp_path, video_dir, monkeypatch
     brief = json.loads(result.output)
     assert brief["videos"] == 3 and brief["frames"] == full["frames"] == 60
     assert brief["video_list"] == []
+
+
+def test_a_closed_pipe_stops_the_output_quietly():
+    """`dvt model-info ... | head -0`: the reader is gone before the first line; no error on
+    stderr, the exit status a shell gives a tool stopped by its pipe."""
+    from cli.main import CLOSED_PIPE_EXIT
+
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "model-info", "dvt_tiny"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=os.path.dirname(os.path.dirname(__file__)))
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == CLOSED_PIPE_EXIT
+    assert stderr == ""
