@@ -16,6 +16,7 @@ from dvt_model.config import ModelConfig
 from dvt_model.evaluate import evaluate_run
 from dvt_model.train import CHECKPOINT, train
 from dvt_model.train_config import TrainConfig
+from dvt_prep.atomic import write_text_atomically
 from dvt_prep.errors import InputError
 
 RESULT = "result.json"
@@ -92,9 +93,7 @@ def run_ablation(base: TrainConfig, grid: dict[str, list], *, seeds: list[int], 
                                   trust_checkpoint=trust_checkpoint, checkpoint=checkpoint)
             row = {"run": name, **combination, "seed": seed, "top1": scores["top1"],
                    "top5": scores["top5"], "videos": scores["videos"]}
-            with open(result_path + ".tmp", "w", encoding="utf-8") as handle:
-                json.dump(row, handle)
-            os.replace(result_path + ".tmp", result_path)  # written last: the run is finished
+            write_text_atomically(result_path, json.dumps(row))  # last: the run is finished
             rows.append(row)
     write_reports(rows, list(grid), out_dir, base)
     return rows

@@ -14,6 +14,7 @@ import re
 import numpy as np
 import torch
 
+from dvt_prep.atomic import replaced_atomically
 from dvt_prep.errors import InputError
 
 TRUST_HINT = "pass --trust-checkpoint only if you trust where this file came from"
@@ -51,10 +52,10 @@ def save_checkpoint(path: str, state: dict) -> None:
     from safetensors.torch import save_file
 
     weights = os.path.splitext(path)[0] + ".safetensors"
-    save_file({k: v.contiguous() for k, v in state["model"].items()}, weights + ".tmp")
-    os.replace(weights + ".tmp", weights)
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    with replaced_atomically(weights) as temporary:
+        save_file({k: v.contiguous() for k, v in state["model"].items()}, temporary)
+    with replaced_atomically(path) as temporary:
+        torch.save(state, temporary)
 
 
 def load_checkpoint(path: str, *, trust: bool = False) -> dict:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dvt_prep.atomic import write_text_atomically
 from dvt_prep.synthetic import texture, write_video
 
 COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 230),
@@ -282,7 +283,6 @@ def write_split(folder: str, generator: str, *, split: str, videos_per_class: in
             paths.append(path)
             rows.append(f"{split}/{label}_{number:03d},{label}")
     labels = os.path.join(folder, f"{split}.csv")
-    with open(labels + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write("video_id,label\n" + "\n".join(rows) + "\n")
-    os.replace(labels + ".tmp", labels)  # the labels last: a split with a CSV is whole
+    # the labels last: a split with a CSV is whole
+    write_text_atomically(labels, "video_id,label\n" + "\n".join(rows) + "\n")
     return paths, labels

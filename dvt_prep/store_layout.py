@@ -31,6 +31,7 @@ import time
 import zarr
 import zarr.errors
 
+from dvt_prep.atomic import write_text_atomically
 from dvt_prep.errors import StoreError
 
 LAYOUT = 1
@@ -166,8 +167,6 @@ def consolidate(path: str | os.PathLike) -> int:
                                     SUMMARY_ONLY: True}
                                 for v, e in attrs["videos"].items()},
                      "failures": attrs.get("failures", {})}
-    temporary = os.path.join(path, f".{INDEX}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump({"layout": LAYOUT, "parts": out}, handle, separators=(",", ":"))
-    os.replace(temporary, os.path.join(path, INDEX))
+    write_text_atomically(os.path.join(path, INDEX),
+                          json.dumps({"layout": LAYOUT, "parts": out}, separators=(",", ":")))
     return len(out)

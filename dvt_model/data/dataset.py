@@ -19,6 +19,7 @@ from dvt_model.data.flip_map import FlipLabelMap
 from dvt_model.data.labels import UNLABELLED, Labels, read_labels
 from dvt_model.data.transforms import Box, random_resized_box, short_side_boxes, transform_cue
 from dvt_model.motion_path import follow_back
+from dvt_prep.cues import PATCH  # the patch of the md cue and of avgp
 from dvt_prep.errors import InputError
 from dvt_prep.store_reader import Store, open_store
 
@@ -31,7 +32,6 @@ _RGB_TABLE = (_RGB_SHIFT + torch.arange(256.0)[:, None] * _RGB_SCALE).numpy()[No
 STORED_CUES = ("rgb", "mv", "mv_valid", "md", "md_valid", "rgbr", "rgbd", "tvl1")
 DATASET_CUES = STORED_CUES + ("avgp",)
 MODES = ("train", "val", "test")
-PATCH = 16
 _SUMMED = ("rgbr", "rgbd")  # over skipped frames: differences telescope, residuals add up
 _VALIDITY = ("mv_valid", "md_valid")  # over skipped frames: the smallest
 
