@@ -40,10 +40,12 @@ VARIANTS = {  # name -> model keywords
     # and zoom)
     "dvt_pair": dict(attention="dst_dms", cue="md_rgbr", fusion="mixer_pair", ms_points=4),
     "dvt_sum": dict(attention="dst_dms", cue="md_rgbr", fusion="sum", ms_points=4),
+    # the branches concatenated, one linear layer (8 D-MS-A points, as the default)
+    "dvt_mlp": dict(attention="dst_dms", cue="md_rgbr", fusion="mlp"),
 }
 
 
-MODEL_ONLY = ("dvt_rm", "dvt_pair", "dvt_sum", "space")  # timed as whole models only
+MODEL_ONLY = ("dvt_rm", "dvt_pair", "dvt_sum", "dvt_mlp", "space")  # timed as whole models only
 LAYER_VARIANTS = ("dst", "dvt", "joint")  # those with an attention layer to time alone
 
 
