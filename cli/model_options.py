@@ -22,7 +22,8 @@ MODEL_OPTIONS = (
     click.option("--attention", type=click.Choice(DVT_ATTENTIONS + BASELINE_ATTENTIONS),
                  help="Attention type (ablation)."),
     click.option("--fusion", type=click.Choice(FUSIONS),
-                 help="Branch fusion (mixer; mixer_pair and sum are cheaper: BENCHMARKS.md)."),
+                 help="Branch fusion (mixer; mlp, mixer_pair and sum are cheaper and less "
+                      "accurate on rotation and zoom: BENCHMARKS.md)."),
     click.option("--num-points", type=int, help="Sampling points N per frame and head."),
     click.option("--num-subclips", type=int, help="Sub-clips B (default T / 4)."),
     click.option("--ms-points", type=int, help="D-MS-A points per scale and head (8; 4 is faster)."),
