@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields
 
 import click
 
@@ -59,8 +60,6 @@ def train_options(command):
 
 def train_config_from(params: dict, *, base: dict | None = None):
     """TrainConfig from a base (a run's config or YAML) and the flags given."""
-    from dataclasses import fields
-
     from dvt_model.train_config import TrainConfig
 
     values = dict(base or {})

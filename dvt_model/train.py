@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.distributed as dist
@@ -110,9 +110,8 @@ def save_run(path: str, *, model: VideoTransformer, optimizer: torch.optim.Optim
              state: RunState, config: TrainConfig, labels: Labels) -> None:
     """A checkpoint of everything `train(resume=True)` needs to continue exactly."""
     save_checkpoint(path, {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "step": state.step, "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
-        "best_top1": state.best_top1, "config": config.to_dict(),
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), **asdict(state),
+        "config": config.to_dict(),
         "model_config": model.config.to_dict(), "class_names": list(labels.class_names),
         "rng": rng_state()})
 
@@ -143,9 +142,7 @@ def train(config: TrainConfig, *, resume: bool = False, trust_checkpoint: bool =
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        state = RunState(step=checkpoint["step"], epoch=checkpoint["epoch"],
-                         step_in_epoch=checkpoint["step_in_epoch"],
-                         best_top1=checkpoint["best_top1"])
+        state = RunState(**{f.name: checkpoint[f.name] for f in fields(RunState)})
         set_rng_state(checkpoint["rng"])
         train_set.load_state_dict({"epoch": state.epoch, "seed": config.seed,
                                    "samples_seen": state.step_in_epoch * config.batch_size})
