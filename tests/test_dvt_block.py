@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from dvt_model import create_model
-from dvt_model.info import example_batch
+from dvt_model.config import FUSIONS
+from dvt_model.info import example_batch, model_info
 
 
 def test_dmsa_equals_a_grid_sample_reference():
@@ -174,3 +175,18 @@ def test_a_dvt_block_recomputing_its_parts_gets_the_gradients_of_one_keeping_the
         block.fuse.chunk_tokens = 0
     for grad, kept in zip(recomputed, gradients(), strict=True):
         assert torch.allclose(grad, kept, atol=1e-12)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_model_info_gives_every_multiply_add_of_a_block_to_one_of_its_modules(fusion):
+    """The per-module table adds up to the block: the fusion's, and with "sum" D-ST-A's and
+    D-MS-A's, multiply-adds are not left out of their rows (they ran outside the modules'
+    calls once)."""
+    model = create_model("dvt_tiny", num_classes=5, num_frames=8, img_size=64, fusion=fusion)
+    info = model_info(model)
+    rows = {row["module"]: row["gmacs"] for row in info["block_modules"]}
+    block_total = next(r["gmacs"] for r in info["modules"] if r["module"] == "blocks") / 3
+    assert sum(rows.values()) == pytest.approx(block_total)
+    assert rows["attn"] > 0 and rows["ms_attn"] > 0
+    if fusion != "sum":
+        assert rows["fuse"] > 0

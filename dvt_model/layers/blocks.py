@@ -60,7 +60,7 @@ class DvtBlock(nn.Module):
             attn_weights=attn_weights, cue_values=cue_values) if "dst" in attention else None
         self.ms_attn = DeformableMultiScaleAttention(
             dim=dim, num_heads=num_heads, num_points=ms_points,
-            num_scales=num_scales) if "dms" in attention else None
+            num_scales=num_scales, sum_scales=self.summed_scales) if "dms" in attention else None
         # "sum" with both attentions: D-MS-A joins D-ST-A's heads (a single one needs nothing)
         self.sum_heads = fusion == "sum" and self.attn is not None and self.ms_attn is not None
         scale_branches = (1 if self.summed_scales else num_scales) if self.ms_attn else 0
@@ -89,7 +89,7 @@ class DvtBlock(nn.Module):
     def _scales(self, x: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
         if self.ms_attn is None:
             return []
-        return [self.ms_attn.summed(x, grid)] if self.summed_scales else self.ms_attn(x, grid)
+        return self.ms_attn(x, grid)
 
     def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D).
@@ -100,13 +100,12 @@ class DvtBlock(nn.Module):
         (BENCHMARKS.md); the fusion goes through its tokens in chunks there. Not when the whole
         line is recomputed already (`recompute_mixing`)."""
         x = self.norm1(x)
-        recompute = self.recompute_scales and not self.recompute_mixing \
-            and self.ms_attn is not None
+        recompute = torch.is_grad_enabled() and self.recompute_scales \
+            and not self.recompute_mixing and self.ms_attn is not None
         if self.sum_heads:
-            scales = recomputed(self.ms_attn.summed, x, context.grid) if recompute \
-                else self.ms_attn.summed(x, context.grid)
-            heads = self.attn.heads(x, context.path, context.cue, context.grid)
-            return self.attn.proj(heads + scales)
+            scales = recomputed(self.ms_attn, x, context.grid)[0] if recompute \
+                else self.ms_attn(x, context.grid)[0]
+            return self.attn(x, context.path, context.cue, context.grid, extra_heads=scales)
         if self.fuse is None:
             out = self.branches(x, context)[0]
             return self.ms_proj(out) if self.ms_proj is not None else out

@@ -31,10 +31,10 @@ def query_positions(num_frames: int, grid: tuple[int, int], *, device=None,
 
 class DeformableMultiScaleAttention(nn.Module):
     def __init__(self, *, dim: int, num_heads: int, num_points: int = 8,
-                 num_scales: int = 3, time_reach: int = 1) -> None:
+                 num_scales: int = 3, time_reach: int = 1, sum_scales: bool = False) -> None:
         super().__init__()
         self.num_heads, self.num_points, self.num_scales = num_heads, num_points, num_scales
-        self.time_reach = time_reach
+        self.time_reach, self.sum_scales = time_reach, sum_scales
         self.downsample = nn.ModuleList(
             nn.Conv3d(dim, dim, kernel_size=2, stride=2, groups=dim) for _ in range(num_scales))
         self.value = nn.Linear(dim, dim)
@@ -65,7 +65,10 @@ class DeformableMultiScaleAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
         """x (B, T, N, D) normalised tokens -> one (B, T, N, D) output per scale, each a
-        softmax over its own N points (the mixer fusion weighs the scales)."""
+        softmax over its own N points (the mixer fusion weighs the scales); with `sum_scales`,
+        the one output of `summed`."""
+        if self.sum_scales:
+            return [self.summed(x, grid)]
         return self._scale_outputs(x, grid, across_scales=False)
 
     def summed(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

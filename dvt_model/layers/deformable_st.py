@@ -80,10 +80,13 @@ class DeformableSpaceTimeAttention(nn.Module):
             nn.init.uniform_(self.value.weight, -bound, bound)
 
     def forward(self, x: torch.Tensor, path: torch.Tensor, cue: torch.Tensor,
-                grid: tuple[int, int]) -> torch.Tensor:
+                grid: tuple[int, int], extra_heads: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, N, D) normalised tokens; path (B, T, N, T', 2) patches; cue (B, T, N, T', C)
-        the motion cue embedding m. Returns (B, T, N, D)."""
-        return self.proj(self.heads(x, path, cue, grid))
+        the motion cue embedding m. `extra_heads` (B, T, N, D): added to the heads' outputs
+        before the output projection, as more heads (the "sum" fusion's D-MS-A). Returns
+        (B, T, N, D)."""
+        heads = self.heads(x, path, cue, grid)
+        return self.proj(heads if extra_heads is None else heads + extra_heads)
 
     def heads(self, x: torch.Tensor, path: torch.Tensor, cue: torch.Tensor,
               grid: tuple[int, int]) -> torch.Tensor:
