@@ -83,18 +83,13 @@ def prep(inputs: tuple[str, ...], output: str, cues: tuple[str, ...], size: int,
     from dvt_prep.store_layout import consolidate, delete_store
     from dvt_prep.store_settings import check_settings
 
-    try:
-        encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
-        settings = PrepSettings(cues=cues, cue_grid=int(cue_grid), reencode=not no_reencode,
-                                encode=encode, rgb_codec=rgb_codec, flow_backend=flow_backend,
-                                flow_device=flow_device,
-                                max_pixels=max_pixels,
-                                max_frames=max_frames, time_limit=time_limit,
-                                threads=threads)
-        if executor == "local" or scheduler == "local":
-            check_flow_device_here(settings)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    encode = EncodeSettings(size=size, fps=fps, gop=gop, crf=crf, preset=preset)
+    settings = PrepSettings(cues=cues, cue_grid=int(cue_grid), reencode=not no_reencode,
+                            encode=encode, rgb_codec=rgb_codec, flow_backend=flow_backend,
+                            flow_device=flow_device, max_pixels=max_pixels,
+                            max_frames=max_frames, time_limit=time_limit, threads=threads)
+    if executor == "local" or scheduler == "local":
+        check_flow_device_here(settings)
     videos = collect_inputs(list(inputs), root=root)
     if not videos:
         raise InputError(f"no video files found in {', '.join(inputs)}; check the paths")

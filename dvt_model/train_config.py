@@ -14,6 +14,10 @@ from dvt_prep.errors import InputError
 
 @dataclass
 class TrainConfig:
+    """One training run's settings, saved in its checkpoints. ModelConfig, PrepSettings and
+    EncodeSettings validate when built; this one is built empty and filled from a file, flags
+    and a checkpoint, so its `validate()` runs when training starts (`train()`)."""
+
     store: list[str] = field(default_factory=list)  # one or many stores
     labels: str = ""  # training labels (any format of dvt_model.data.labels)
     out: str = "runs/dvt"

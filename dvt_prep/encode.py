@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from dvt_prep.decode import PathOrFile, VideoInfo, iter_av_frames, probe
-from dvt_prep.errors import VideoError
+from dvt_prep.errors import InputError, VideoError
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,16 @@ class EncodeSettings:
     preset: str = "superfast"
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise InputError (one line) for parameters no video can be encoded with."""
         if self.size <= 0 or self.size % 16:
-            raise ValueError(f"size must be a positive multiple of 16, got {self.size}")
+            raise InputError(f"size must be a positive multiple of 16, got {self.size}")
         if self.gop < 1:
-            raise ValueError(f"gop must be at least 1, got {self.gop}")
+            raise InputError(f"gop must be at least 1, got {self.gop}")
         if self.fps is not None and self.fps <= 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
+            raise InputError(f"fps must be positive, got {self.fps}")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -15,5 +15,10 @@ class StoreError(DvtError):
     """A store cannot be opened, read or written."""
 
 
-class InputError(DvtError):
-    """The inputs given on the command line are wrong (missing, unreadable, clashing ids)."""
+class InputError(DvtError, ValueError):
+    """A value the user gave is wrong: a flag, a settings or config field, an input path (missing,
+    unreadable, clashing ids). Raised by the settings' `validate()` and by the functions that
+    take the user's inputs, library or command line alike. Also a ValueError, for callers that
+    catch that.
+
+    Code errors (a tensor of the wrong shape, an internal invariant) stay plain ValueError."""

@@ -21,7 +21,7 @@ from dvt_prep import reference_search
 from dvt_prep.cue_names import DEFAULT_CUES
 from dvt_prep.decode import frame_type, iter_av_frames, probe, take_motion_vectors
 from dvt_prep.encode import EncodeSettings, encode_canonical
-from dvt_prep.errors import VideoError
+from dvt_prep.errors import InputError, VideoError
 from dvt_prep.flow import FLOW_BACKENDS, tvl1_flow
 from dvt_prep.motion_vectors import GRID, rasterize, reference_distances
 from dvt_prep.rgb_stream import split_stream
@@ -48,25 +48,29 @@ class PrepSettings:
     def __post_init__(self) -> None:
         if self.rgb_codec is None:
             object.__setattr__(self, "rgb_codec", "h264" if self.reencode else "jpeg")
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise InputError (one line) for settings no video can be prepped with."""
         if self.rgb_codec not in RGB_CODECS:
-            raise ValueError(f"unknown rgb codec {self.rgb_codec!r}; use one of "
+            raise InputError(f"unknown rgb codec {self.rgb_codec!r}; use one of "
                              f"{', '.join(RGB_CODECS)}")
         if self.rgb_codec == "h264" and not self.reencode:
-            raise ValueError("--rgb-codec h264 keeps the canonical stream, which --no-reencode "
+            raise InputError("--rgb-codec h264 keeps the canonical stream, which --no-reencode "
                              "does not make; use --rgb-codec jpeg or lossless")
         unknown = [c for c in self.cues if c not in C.CUE_NAMES]
         if unknown:
-            raise ValueError(f"unknown cue(s) {', '.join(unknown)}; choose from "
+            raise InputError(f"unknown cue(s) {', '.join(unknown)}; choose from "
                              f"{', '.join(C.CUE_NAMES)}")
         if self.flow_backend not in FLOW_BACKENDS:
-            raise ValueError(f"flow backend must be one of {', '.join(FLOW_BACKENDS)}, got "
+            raise InputError(f"flow backend must be one of {', '.join(FLOW_BACKENDS)}, got "
                              f"{self.flow_backend!r}")
         if "tvl1" in self.cues and self.flow_backend == "torch":
             _check_flow_device(self.flow_device)
         if self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
+            raise InputError(f"threads must be at least 1, got {self.threads}")
         if self.cue_grid not in C.CUE_GRIDS:
-            raise ValueError(f"cue grid must be one of {C.CUE_GRIDS}, got {self.cue_grid}")
+            raise InputError(f"cue grid must be one of {C.CUE_GRIDS}, got {self.cue_grid}")
 
     @property
     def array_names(self) -> tuple[str, ...]:
@@ -100,16 +104,16 @@ FLOW_PARAMETERS = "OpenCV DualTVL1 defaults"  # both backends; see flow_torch.Tv
 
 
 def _check_flow_device(device: str) -> None:
-    """A device name the torch TV-L1 can take, or one ValueError line saying why not."""
+    """A device name the torch TV-L1 can take, or one InputError line saying why not."""
     import torch
 
     try:
         kind = torch.device(device).type
     except RuntimeError:
-        raise ValueError(f"flow device {device!r} is not a device name; use cpu, cuda or "
+        raise InputError(f"flow device {device!r} is not a device name; use cpu, cuda or "
                          "cuda:N") from None
     if kind not in ("cpu", "cuda"):
-        raise ValueError(f"flow device {device!r}: the torch TV-L1 runs on cpu or cuda")
+        raise InputError(f"flow device {device!r}: the torch TV-L1 runs on cpu or cuda")
 
 
 def check_flow_device_here(settings: PrepSettings) -> None:
@@ -119,7 +123,7 @@ def check_flow_device_here(settings: PrepSettings) -> None:
 
     if "tvl1" in settings.cues and settings.flow_backend == "torch" and \
             torch.device(settings.flow_device).type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"flow device {settings.flow_device!r}: this machine has no CUDA "
+        raise InputError(f"flow device {settings.flow_device!r}: this machine has no CUDA "
                          "device (or torch without CUDA); use --flow-device cpu")
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from dvt_prep import StoreError, StoreWriter, open_store
 from dvt_prep.encode import EncodeSettings
+from dvt_prep.errors import InputError
 from dvt_prep.extract import PrepSettings, extract_video
 from dvt_prep.store_layout import PARTS
 
@@ -18,6 +19,21 @@ def extracted(video_dir):
     settings = PrepSettings(cues=ALL_CUES, cue_grid=1, encode=EncodeSettings(size=128),
                             rgb_codec="lossless")  # every array as numpy, for any writer codec
     return extract_video(str(video_dir / "landscape_sub.mp4"), settings)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: EncodeSettings(size=100), "multiple of 16"),
+    (lambda: EncodeSettings(gop=0), "gop"),
+    (lambda: PrepSettings(cues=("flow",)), "unknown cue"),
+    (lambda: PrepSettings(threads=0), "threads"),
+    (lambda: PrepSettings(rgb_codec="h264", reencode=False), "--no-reencode"),
+    (lambda: PrepSettings(cues=("tvl1",), flow_device="tpu"), "not a device name"),
+])
+def test_bad_settings_raise_one_input_error_line(build, message):
+    """Settings validate in one way: InputError, one line (also a ValueError for callers)."""
+    with pytest.raises(InputError, match=message) as raised:
+        build()
+    assert isinstance(raised.value, ValueError) and "\n" not in str(raised.value)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
