@@ -243,6 +243,28 @@ def test_stride_follows_the_motion_path_and_sums_differences(translating_store):
     assert np.allclose(rgbd[1], expected, atol=1.0)
 
 
+@pytest.mark.parametrize("options, match", [
+    ({"cues": ("rgb", "flow")}, "unknown cue.*flow.*choose from"),
+    ({"mode": "eval"}, "mode must be one of train, val, test"),
+    ({"img_size": 100}, "img_size must be a multiple of 16"),
+    ({"on_missing": "drop"}, "on_missing must be one of error, skip"),
+])
+def test_bad_options_raise_one_input_error_line(synthetic_store, options, match):
+    with pytest.raises(InputError, match=match) as raised:
+        VideoClipDataset(synthetic_store, **options)
+    assert "\n" not in str(raised.value)
+
+
+def test_repeated_frames_past_the_end_have_no_motion_and_full_validity(synthetic_store):
+    from dvt_model.data import read_clip
+    store = open_store(synthetic_store)
+    frames = [6, 8, 9, 9, 9]  # stride 2, then past the end of a 10-frame video
+    md = read_clip(store, "video0", "md", frames, 2, (64, 96))
+    valid = read_clip(store, "video0", "md_valid", frames, 2, (64, 96))
+    assert (md[3:] == 0).all() and (valid[3:] == 1).all()
+    assert valid.dtype == np.float32 and md[2, ..., 1].max() == 9
+
+
 def test_label_formats(tmp_path):
     (tmp_path / "plain.csv").write_text("video_id,label\na,dog\nb,cat\nc,dog\n")
     plain = read_labels(tmp_path / "plain.csv")

@@ -19,7 +19,7 @@ from dvt_model.data.flip_map import FlipLabelMap
 from dvt_model.data.labels import UNLABELLED, Labels, read_labels
 from dvt_model.data.transforms import Box, random_resized_box, short_side_boxes, transform_cue
 from dvt_model.motion_path import follow_back
-from dvt_prep.cues import PATCH  # the patch of the md cue and of avgp
+from dvt_prep.cues import CUE_NAMES, PATCH, VALIDITY  # PATCH: the patch of md and of avgp
 from dvt_prep.errors import InputError
 from dvt_prep.store_reader import Store, open_store
 
@@ -29,11 +29,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _RGB_SCALE = 1.0 / (255.0 * torch.tensor(IMAGENET_STD))
 _RGB_SHIFT = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
 _RGB_TABLE = (_RGB_SHIFT + torch.arange(256.0)[:, None] * _RGB_SCALE).numpy()[None]  # (1, 256, 3)
-STORED_CUES = ("rgb", "mv", "mv_valid", "md", "md_valid", "rgbr", "rgbd", "tvl1")
+_VALIDITY = tuple(VALIDITY.values())  # over skipped frames: the smallest
+# the store's cues, each followed by its validity array where it has one
+STORED_CUES = tuple(name for cue in CUE_NAMES for name in (cue, VALIDITY.get(cue)) if name)
 DATASET_CUES = STORED_CUES + ("avgp",)
 MODES = ("train", "val", "test")
+ON_MISSING = ("error", "skip")
 _SUMMED = ("rgbr", "rgbd")  # over skipped frames: differences telescope, residuals add up
-_VALIDITY = ("mv_valid", "md_valid")  # over skipped frames: the smallest
 
 
 @dataclass(frozen=True)
@@ -68,16 +70,7 @@ class VideoClipDataset(IterableDataset):
                  scale: tuple[float, float] = (0.25, 1.0), flip: bool | None = None,
                  on_missing: str = "error", class_names: tuple[str, ...] | None = None) -> None:
         super().__init__()
-        unknown = [c for c in cues if c not in DATASET_CUES]
-        if unknown:
-            raise InputError(f"unknown cue(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(DATASET_CUES)}")
-        if mode not in MODES:
-            raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if img_size % PATCH:
-            raise InputError(f"img_size must be a multiple of {PATCH}, got {img_size}")
-        if on_missing not in ("error", "skip"):
-            raise InputError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+        _check_options(cues, mode, img_size, on_missing)
         if isinstance(stores, (str, os.PathLike)):
             stores = [stores]
         self.store_paths = [os.fspath(s) for s in stores]
@@ -85,11 +78,7 @@ class VideoClipDataset(IterableDataset):
         self.num_frames, self.frame_stride, self.img_size = num_frames, frame_stride, img_size
         self.mode, self.num_clips, self.num_crops = mode, num_clips, num_crops
         self.seed, self.batch_size, self.scale, self.flip = seed, batch_size, scale, flip
-        if rank is None or world_size is None:
-            ready = dist.is_available() and dist.is_initialized()
-            rank = dist.get_rank() if ready else 0
-            world_size = dist.get_world_size() if ready else 1
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size = _this_rank(rank, world_size)
         if isinstance(labels, (str, os.PathLike)):
             labels = read_labels(labels, class_names=class_names)
         self.labels = labels
@@ -305,6 +294,30 @@ class VideoClipDataset(IterableDataset):
         return out
 
 
+def _check_options(cues: Sequence[str], mode: str, img_size: int, on_missing: str) -> None:
+    """Raise InputError (one line) for options no store can be read with."""
+    unknown = [c for c in cues if c not in DATASET_CUES]
+    if unknown:
+        raise InputError(f"unknown cue(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(DATASET_CUES)}")
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if img_size % PATCH:
+        raise InputError(f"img_size must be a multiple of {PATCH}, got {img_size}")
+    if on_missing not in ON_MISSING:
+        raise InputError(f"on_missing must be one of {', '.join(ON_MISSING)}, got "
+                         f"{on_missing!r}")
+
+
+def _this_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """(rank, world size) as given, else from torch.distributed when it is initialised, else
+    (0, 1)."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    ready = dist.is_available() and dist.is_initialized()
+    return (dist.get_rank(), dist.get_world_size()) if ready else (0, 1)
+
+
 def _normalise_rgb(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3) grey levels to ImageNet-normalised float32; uint8 through a lookup table."""
     if rgb.dtype != torch.uint8:
@@ -345,17 +358,23 @@ def read_clip(store: Store, video_id: str, cue: str, frames: list[int], stride: 
     for k, frame in enumerate(frames):
         previous = frames[k - 1] if k else frame - stride
         covered = block[max(first, previous + 1) - first: frame + 1 - first]
-        if len(covered) == 0:
-            out[k] = 1.0 if cue in _VALIDITY else 0.0
-        elif cue in _VALIDITY:
-            out[k] = covered.min(0)
-        elif cue in _SUMMED:
-            out[k] = covered.sum(0)
-        elif len(covered) == 1:
-            out[k] = covered[0]
-        else:
-            out[k] = follow_back(torch.from_numpy(np.ascontiguousarray(covered)), cell).numpy()
+        out[k] = _over_skipped(cue, covered, cell)
     return out.astype(block.dtype) if cue in _VALIDITY else out
+
+
+def _over_skipped(cue: str, covered: np.ndarray, cell: float) -> np.ndarray | float:
+    """One cue over the consecutive frames `covered` (n, ...) that a strided clip's frame
+    stands for: validity the smallest, residuals and differences summed, displacements followed
+    along the motion path (cell: stored pixels per cue cell). No frame (a repeat): no motion."""
+    if cue in _VALIDITY:
+        return covered.min(0) if len(covered) else 1.0
+    if len(covered) == 0:
+        return 0.0
+    if cue in _SUMMED:
+        return covered.sum(0)
+    if len(covered) == 1:
+        return covered[0]
+    return follow_back(torch.from_numpy(np.ascontiguousarray(covered)), cell).numpy()
 
 
 def collate(samples: list[dict]) -> dict:
