@@ -28,7 +28,8 @@ def tvl1_flow(frame_a: np.ndarray, frame_b: np.ndarray, *, backend: str = "torch
 
     frame_a, frame_b: uint8 (H, W, 3) RGB or (H, W) grey, or batches (N, H, W[, 3]) of them.
     backend: "torch" (dvt's TV-L1, pairs in batches, on `device`; the default: as accurate as
-    OpenCV's and faster on one CPU thread, see BENCHMARKS.md) or "opencv" (DualTVL1, one pair at a time).
+    OpenCV's and faster on one CPU thread, see BENCHMARKS.md) or "opencv" (DualTVL1, one pair
+    at a time).
     Returns float32 (H, W, 2) (dx, dy) in pixels, or (N, H, W, 2) for batches.
     """
     if backend not in FLOW_BACKENDS:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from dvt_prep.errors import InputError
+
 
 def set_compute_threads(threads: int = 1, *, torch: bool | None = None) -> None:
     """Cap OpenCV's and torch's thread pools at `threads` in this process.
@@ -17,7 +19,7 @@ def set_compute_threads(threads: int = 1, *, torch: bool | None = None) -> None:
     only when it is loaded already (prep without the torch TV-L1 never loads it).
     """
     if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
+        raise InputError(f"threads must be at least 1, got {threads}")
     import cv2
 
     cv2.setNumThreads(threads)

@@ -310,8 +310,8 @@ def _check_options(cues: Sequence[str], mode: str, img_size: int, on_missing: st
 
 
 def _this_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """(rank, world size) as given, else from torch.distributed when it is initialised, else
-    (0, 1)."""
+    """(rank, world size) when both are given; else from torch.distributed when it is
+    initialised, else (0, 1)."""
     if rank is not None and world_size is not None:
         return rank, world_size
     ready = dist.is_available() and dist.is_initialized()
@@ -341,7 +341,7 @@ def read_clip(store: Store, video_id: str, cue: str, frames: list[int], stride: 
 
     With stride > 1 the cue of sampled frame k covers every frame since sampled frame k-1:
     displacements followed along the motion path, residuals and differences summed, validity
-    the minimum. A repeated frame (past the end of the video) has no motion: zeros.
+    the minimum. A repeated frame (past the end of the video) has no motion: zeros, and validity 1.
     """
     if cue == "rgb":
         unique = sorted(set(frames))
@@ -365,7 +365,7 @@ def read_clip(store: Store, video_id: str, cue: str, frames: list[int], stride: 
 def _over_skipped(cue: str, covered: np.ndarray, cell: float) -> np.ndarray | float:
     """One cue over the consecutive frames `covered` (n, ...) that a strided clip's frame
     stands for: validity the smallest, residuals and differences summed, displacements followed
-    along the motion path (cell: stored pixels per cue cell). No frame (a repeat): no motion."""
+    along the motion path (cell: stored pixels per cue cell). No frame (a repeat): zero motion, validity 1."""
     if cue in _VALIDITY:
         return covered.min(0) if len(covered) else 1.0
     if len(covered) == 0:

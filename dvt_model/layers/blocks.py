@@ -94,7 +94,7 @@ class DvtBlock(nn.Module):
     def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D).
 
-        In training (`recompute_scales`), D-MS-A and the fusion are recomputed in the backward
+        While autograd records (`recompute_scales`), D-MS-A and the fusion are recomputed in the backward
         pass from LN x and D-ST-A's output (with "sum", D-MS-A alone): their outputs and
         (branches, tokens, width) stacks are never kept, for one more D-MS-A and fusion forward
         (BENCHMARKS.md); the fusion goes through its tokens in chunks there. Not when the whole

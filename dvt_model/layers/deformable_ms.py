@@ -2,8 +2,8 @@
 
 Strided depthwise 3D convolutions of the token grid make L coarser scales (each halves time,
 height and width). For each scale and head, N points around the query's own position with
-offsets and weights predicted from the query; one output per scale, fused with D-ST-A by the
-block.
+offsets and weights predicted from the query; one output per scale (or, with `sum_scales`,
+their sum under one softmax), fused with D-ST-A by the block.
 
 Our choice where Deformable DETR has none to make: the time offset is bounded to
 `time_reach` cells of its scale (`time_reach * tanh`), so that queries are processed in
