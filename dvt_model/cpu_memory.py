@@ -5,9 +5,10 @@ DVT_KEEP_FREED_MEMORY=0 turns it off), so a user's own loop runs as fast as `dvt
 
 glibc gives every allocation above its mmap threshold its own mapping, and returns it to the
 kernel when freed; the threshold adapts up to 32 MiB and no further. A training step whose
-tensors are larger (the DVT's stacks of fused branches and layer matrices at T = 32) then maps,
-page-faults and zeroes every page of them anew on every step: a third of a DVT block's time at
-T = 32, and the whole model's time grew faster than linearly in T (BENCHMARKS.md, session 4).
+tensors are larger (activations at T = 16 and more, the DVT's and joint attention's alike)
+then maps, page-faults and zeroes every page of them anew on every step. Before the DVT
+recomputed D-MS-A and the fusion that made its time grow faster than linearly in T; now it
+makes both models faster (BENCHMARKS.md, sessions 4 and 12).
 The price: the process keeps its heap at its largest, fragmented ("process MiB" in
 `bench/bench_model.py`).
 """
