@@ -365,7 +365,8 @@ def read_clip(store: Store, video_id: str, cue: str, frames: list[int], stride: 
 def _over_skipped(cue: str, covered: np.ndarray, cell: float) -> np.ndarray | float:
     """One cue over the consecutive frames `covered` (n, ...) that a strided clip's frame
     stands for: validity the smallest, residuals and differences summed, displacements followed
-    along the motion path (cell: stored pixels per cue cell). No frame (a repeat): zero motion, validity 1."""
+    along the motion path (cell: stored pixels per cue cell). No frame (a repeat): zero
+    motion, validity 1."""
     if cue in _VALIDITY:
         return covered.min(0) if len(covered) else 1.0
     if len(covered) == 0:

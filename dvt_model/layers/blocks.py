@@ -53,17 +53,17 @@ class DvtBlock(nn.Module):
                  fusion_ratio: float = 0.5, fusion_proj: bool = True,
                  norm_layer=VitNorm) -> None:
         super().__init__()
-        self.summed_scales = fusion in SUMMED_SCALE_FUSIONS
+        summed_scales = fusion in SUMMED_SCALE_FUSIONS
         self.norm1 = norm_layer(dim)
         self.attn = DeformableSpaceTimeAttention(
             dim=dim, num_heads=num_heads, num_points=num_points, cue_dim=cue_dim,
             attn_weights=attn_weights, cue_values=cue_values) if "dst" in attention else None
         self.ms_attn = DeformableMultiScaleAttention(
             dim=dim, num_heads=num_heads, num_points=ms_points,
-            num_scales=num_scales, sum_scales=self.summed_scales) if "dms" in attention else None
+            num_scales=num_scales, sum_scales=summed_scales) if "dms" in attention else None
         # "sum" with both attentions: D-MS-A joins D-ST-A's heads (a single one needs nothing)
         self.sum_heads = fusion == "sum" and self.attn is not None and self.ms_attn is not None
-        scale_branches = (1 if self.summed_scales else num_scales) if self.ms_attn else 0
+        scale_branches = (1 if summed_scales else num_scales) if self.ms_attn else 0
         num_branches = (self.attn is not None) + scale_branches
         self.fuse = None
         if num_branches > 1 and not self.sum_heads:
@@ -71,7 +71,7 @@ class DvtBlock(nn.Module):
                 MixerFusion(dim=dim, num_branches=num_branches, hidden_ratio=fusion_ratio,
                             proj=fusion_proj)
         # D-MS-A's summed scales alone: no fusion to project them
-        self.ms_proj = nn.Linear(dim, dim) if self.summed_scales and self.attn is None else None
+        self.ms_proj = nn.Linear(dim, dim) if summed_scales and self.attn is None else None
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim=dim, hidden_dim=int(dim * mlp_ratio))
         self.recompute_mixing = False  # set by VideoTransformer.set_grad_checkpointing
@@ -94,17 +94,17 @@ class DvtBlock(nn.Module):
     def mixing(self, x: torch.Tensor, context: MotionContext) -> torch.Tensor:
         """The attention line's update: fuse(DSTA(LN x), DMSA(LN x)), (B, T, N, D).
 
-        While autograd records (`recompute_scales`), D-MS-A and the fusion are recomputed in the backward
-        pass from LN x and D-ST-A's output (with "sum", D-MS-A alone): their outputs and
-        (branches, tokens, width) stacks are never kept, for one more D-MS-A and fusion forward
-        (BENCHMARKS.md); the fusion goes through its tokens in chunks there. Not when the whole
-        line is recomputed already (`recompute_mixing`)."""
+        While autograd records (`recompute_scales`), D-MS-A and the fusion are recomputed in
+        the backward pass from LN x and D-ST-A's output (with "sum", D-MS-A alone): their
+        outputs and (branches, tokens, width) stacks are never kept, for one more D-MS-A and
+        fusion forward (BENCHMARKS.md); the fusion goes through its tokens in chunks there. Not
+        when the whole line is recomputed already (`recompute_mixing`)."""
         x = self.norm1(x)
         recompute = torch.is_grad_enabled() and self.recompute_scales \
             and not self.recompute_mixing and self.ms_attn is not None
         if self.sum_heads:
-            scales = recomputed(self.ms_attn, x, context.grid)[0] if recompute \
-                else self.ms_attn(x, context.grid)[0]
+            scales = (recomputed(self.ms_attn, x, context.grid) if recompute
+                      else self.ms_attn(x, context.grid))[0]
             return self.attn(x, context.path, context.cue, context.grid, extra_heads=scales)
         if self.fuse is None:
             out = self.branches(x, context)[0]
