@@ -44,6 +44,7 @@ class MotionBenchmark:
     model_options: dict = field(default_factory=dict)
     jobs: int = 2
     data_dir: str | None = None  # videos and stores (default: out/data); shared by variants
+    prep_cues: tuple[str, ...] = PREP_CUES  # what the stores hold (a subset is prepped faster)
 
     @property
     def data_root(self) -> str:
@@ -51,15 +52,17 @@ class MotionBenchmark:
 
 
 def prepare_split_stores(folder: str, generator: str, *, seed: int, train_per_class: int,
-                         val_per_class: int, size: int, num_frames: int) -> dict[str, str]:
-    """Videos, labels and stores of one generator and seed in `folder` (reused when there).
+                         val_per_class: int, size: int, num_frames: int,
+                         cues: Sequence[str] = PREP_CUES) -> dict[str, str]:
+    """Videos, labels and stores of one generator and seed in `folder` (reused when there;
+    videos already prepped with every cue in `cues` are skipped, others get them added).
     Returns {"train_store", "train_labels", "val_store", "val_labels"}."""
     from dvt_prep.encode import EncodeSettings
     from dvt_prep.extract import PrepSettings
     from dvt_prep.inputs import collect_inputs
     from dvt_prep.parallel import prep_parallel
 
-    settings = PrepSettings(cues=PREP_CUES, encode=EncodeSettings(size=size))
+    settings = PrepSettings(cues=tuple(cues), encode=EncodeSettings(size=size))
     paths = {}
     for split, per_class in (("train", train_per_class), ("val", val_per_class)):
         labels = os.path.join(folder, f"{split}.csv")
@@ -76,8 +79,10 @@ def prepare_split_stores(folder: str, generator: str, *, seed: int, train_per_cl
     return paths
 
 
-def run_job(bench: MotionBenchmark, generator: str, seed: int) -> list[dict]:
-    """One generator and seed: data, stores, a run per cue. Returns a row per cue."""
+def job_config(bench: MotionBenchmark, generator: str, seed: int) -> TrainConfig:
+    """The `dvt train` defaults for one generator and seed (only epochs, frames and size
+    given), its stores prepped first; runs go under `bench.out/<generator>/seed=<seed>`. Sets
+    this process's compute threads to one."""
     from dvt_prep.threads import set_compute_threads
 
     set_compute_threads(1, torch=True)
@@ -86,15 +91,20 @@ def run_job(bench: MotionBenchmark, generator: str, seed: int) -> list[dict]:
     paths = prepare_split_stores(data, generator, seed=seed,
                                  train_per_class=bench.train_per_class,
                                  val_per_class=bench.val_per_class, size=bench.size,
-                                 num_frames=bench.num_frames)
+                                 num_frames=bench.num_frames, cues=bench.prep_cues)
     # num_workers=0: loader workers change nothing in the results (tests/test_train.py), and
     # the jobs already use every core.
-    base = TrainConfig(store=[paths["train_store"]], labels=paths["train_labels"],
+    return TrainConfig(store=[paths["train_store"]], labels=paths["train_labels"],
                        val_store=[paths["val_store"]], val_labels=paths["val_labels"],
                        out=folder, model=bench.model, epochs=bench.epochs,
                        num_frames=bench.num_frames, img_size=bench.size,
                        model_options=dict(bench.model_options), num_workers=0, quiet=True)
-    rows = run_ablation(base, {"cue": list(bench.cues)}, seeds=[seed], out_dir=folder,
+
+
+def run_job(bench: MotionBenchmark, generator: str, seed: int) -> list[dict]:
+    """One generator and seed: data, stores, a run per cue. Returns a row per cue."""
+    base = job_config(bench, generator, seed)
+    rows = run_ablation(base, {"cue": list(bench.cues)}, seeds=[seed], out_dir=base.out,
                         num_clips=1, num_crops=1)
     return [{"generator": generator, "cue": r["cue"], "seed": seed, "top1": r["top1"]}
             for r in rows]
