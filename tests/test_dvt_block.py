@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from dvt_model import create_model
 from dvt_model.config import FUSIONS
@@ -14,7 +15,6 @@ from dvt_model.info import example_batch, model_info
 
 def test_dmsa_equals_a_grid_sample_reference():
     """The chunked sampling-matrix D-MS-A equals trilinear grid_sample with zero padding."""
-    from einops import rearrange
 
     from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
     torch.manual_seed(2)
@@ -34,20 +34,47 @@ def test_dmsa_equals_a_grid_sample_reference():
                               indexing="ij")
     for scale, level in enumerate(attn.scales(x, grid)):
         factor = 2 ** (scale + 1)
-        size = torch.tensor([level.shape[4], level.shape[3], level.shape[2]], dtype=torch.float32)
+        size = torch.tensor([level.shape[3], level.shape[2], level.shape[1]], dtype=torch.float32)
         centre = (torch.stack((xx, y, t), -1).reshape(frames, -1, 3) + 0.5) / factor - 0.5
         off = offsets[scale].clone()
         off[..., 2] = attn.time_reach * torch.tanh(off[..., 2])
         position = centre[None, None, :, :, None] + off  # b g t s p c
         normalised = (position + 0.5) / size * 2 - 1
-        values = rearrange(attn.value(rearrange(level, "b d t h w -> b t h w d")),
-                           "b t h w (g e) -> (b g) e t h w", g=heads)
+        values = rearrange(attn.value(level), "b t h w (g e) -> (b g) e t h w", g=heads)
         sampled = F.grid_sample(values, normalised.reshape(heads, frames, -1, points, 3),
                                 mode="bilinear", padding_mode="zeros", align_corners=False)
         sampled = rearrange(sampled, "g e t s p -> g t s p e")
         expected = (weights[scale][0][..., None] * sampled).sum(-2)  # g t s e
         expected = rearrange(expected, "g t s e -> t s (g e)")
         assert torch.allclose(outputs[scale][0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("sizes", [(4, 6, 8), (7, 3, 5)])
+def test_dmsa_scales_equal_the_depthwise_convolutions(sizes):
+    """D-MS-A's scales, computed in the tokens' layout as weighted sums of each cell's eight
+    tokens, equal its Conv3d modules (replicate padding at odd sizes): values and the gradients
+    of the input, weights and biases (float64)."""
+    from dvt_model.layers.deformable_ms import DeformableMultiScaleAttention
+    torch.manual_seed(3)
+    frames, height, width = sizes
+    attn = DeformableMultiScaleAttention(dim=8, num_heads=2, num_scales=2).double()
+    x = torch.randn(2, frames, height * width, 8, dtype=torch.float64, requires_grad=True)
+    got = attn.scales(x, (height, width))
+    level = rearrange(x, "b t (h w) d -> b d t h w", h=height)
+    want = []
+    for conv in attn.downsample:
+        frames, height, width = level.shape[2:]
+        level = conv(F.pad(level, (0, width % 2, 0, height % 2, 0, frames % 2), mode="replicate"))
+        want.append(rearrange(level, "b d t h w -> b t h w d"))
+    probes = [torch.randn_like(w) for w in want]
+    inputs = [x, *attn.downsample.parameters()]
+    def gradients(outputs):
+        loss = sum((o * p).sum() for o, p in zip(outputs, probes, strict=True))
+        return torch.autograd.grad(loss, inputs)
+
+    grads_got, grads_want = gradients(got), gradients(want)
+    for g, w in zip([*got, *grads_got], [*want, *grads_want], strict=True):
+        assert torch.allclose(g, w, rtol=1e-10, atol=1e-12)
 
 
 def test_dmsa_summed_is_one_softmax_over_the_points_of_every_scale():

@@ -1,7 +1,8 @@
 """The model computes the function recorded in tests/data/model_fingerprints.json (made by
 tests/model_fingerprint.py before the speed work of issue 27): outputs and every parameter
 gradient, for every cue and fusion, in eval and training, with and without gradient
-checkpointing, within float32 rounding (relative 1e-5)."""
+checkpointing. Computed in float64, so a relative 1e-9 is far inside what float32 rounding
+(relative 1e-5) allows: the same function, whatever order the sums now take."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from tests.model_fingerprint import PATH, configurations, fingerprint
 
-RELATIVE = 1e-5
+RELATIVE = 1e-9
 
 with open(PATH) as _handle:
     RECORDED = json.load(_handle)
@@ -30,6 +31,6 @@ def test_same_outputs_and_gradients(name):
     assert got["grads"].keys() == want["grads"].keys()
     for parameter, (dot, norm, probe_norm) in want["grads"].items():
         got_dot, got_norm, _ = got["grads"][parameter]
-        assert abs(got_norm - norm) <= RELATIVE * norm + 1e-12, (name, parameter)
+        assert abs(got_norm - norm) <= RELATIVE * norm + 1e-15, (name, parameter)
         # a dot product with a random probe: its rounding is relative to |grad| |probe|
-        assert abs(got_dot - dot) <= RELATIVE * norm * probe_norm + 1e-12, (name, parameter)
+        assert abs(got_dot - dot) <= RELATIVE * norm * probe_norm + 1e-15, (name, parameter)

@@ -51,15 +51,13 @@ class DeformableMultiScaleAttention(nn.Module):
             self.offsets.bias.copy_((spread.clamp(-2, 2) * 0.5).flatten())
 
     def scales(self, x: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
-        """x (B, T, N, D) -> L maps (B, D, T_l, H_l, W_l), each half the size of the last."""
-        level = rearrange(x, "b t (h w) d -> b d t h w", h=grid[0])
+        """x (B, T, N, D) -> L maps (B, T_l, H_l, W_l, D), each half the size of the last: the
+        depthwise convolutions `downsample` (kernel 2, stride 2) computed in the tokens' layout,
+        as the weighted sum of each 2x2x2 cell's eight tokens (cells do not overlap)."""
+        level = rearrange(x, "b t (h w) d -> b t h w d", h=grid[0])
         out = []
         for conv in self.downsample:
-            frames, height, width = level.shape[2:]
-            pad = (0, width % 2, 0, height % 2, 0, frames % 2)
-            if any(pad):  # odd sizes: repeat the last slice so that the stride-2 kernel fits
-                level = F.pad(level, pad, mode="replicate")
-            level = conv(level)
+            level = _cell_sum(level, conv.weight, conv.bias)
             out.append(level)
         return out
 
@@ -82,8 +80,9 @@ class DeformableMultiScaleAttention(nn.Module):
         # b batch, t frame, s patch, g head, l scale, p point, c coordinate (x, y, t),
         # k temporal chunk, f frame in a chunk, m cell of a window, e head width
         num_frames, heads, scales = x.shape[1], self.num_heads, self.num_scales
+        # contiguous once: every step on the positions then runs over contiguous rows
         offsets = rearrange(self.offsets(x), "b t s (g l p c) -> l c b g t s p", g=heads,
-                            l=scales, c=3)
+                            l=scales, c=3).contiguous()
         if across_scales:
             weights = rearrange(self.weights(x), "b t s (g l p) -> b g t s (l p)", g=heads,
                                 l=scales).softmax(-1)
@@ -105,7 +104,7 @@ class DeformableMultiScaleAttention(nn.Module):
 
     def _sample_scale(self, level: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
                       spatial: torch.Tensor, factor: int) -> torch.Tensor:
-        """One scale: level (B, D, T_l, H_l, W_l); offsets (3, B, G, T, N, P) cells of the
+        """One scale: level (B, T_l, H_l, W_l, D); offsets (3, B, G, T, N, P) cells of the
         scale, coordinates (x, y, t) first; weights (B, G, T, N, P); spatial (N, 2) the queries'
         (x, y) on the full grid.
         Frames t of chunk k = t // factor see window cells k - R - 1 .. k + R + 1 of the scale
@@ -115,7 +114,7 @@ class DeformableMultiScaleAttention(nn.Module):
         chunks = -(-num_frames // factor)
         window = 2 * reach + 3
         # Values, padded in time with reach + 1 zero cells before and enough after.
-        values = self.value(rearrange(level, "b d t h w -> b t (h w) d"))
+        values = self.value(level.flatten(2, 3))
         extra = max(0, chunks + window - 1 - (values.shape[1] + reach + 1))
         values = F.pad(values, (0, 0, 0, 0, reach + 1, reach + 1 + extra))
         windows = values.unfold(1, window, 1)[:, :chunks]  # b k m d win
@@ -132,8 +131,56 @@ class DeformableMultiScaleAttention(nn.Module):
         padded = chunks * factor - num_frames  # frames of the last chunk past the end: weight 0
         positions = F.pad(positions, (0, 0, 0, 0, 0, padded))
         weights = F.pad(weights, (0, 0, 0, 0, 0, padded))
-        size = (window, level.shape[3], level.shape[4])
+        size = (window, level.shape[2], level.shape[3])
         out = deformable_sum(windows,
                              rearrange(positions, "c b g (k f) s p -> c b g k (f s) p", f=factor),
                              rearrange(weights, "b g (k f) s p -> b g k (f s) p", f=factor), size)
         return rearrange(out, "b g k (f s) e -> b g (k f) s e", f=factor)
+
+
+def _cell_sum(level: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A depthwise Conv3d of kernel 2 and stride 2 on level (B, T, H, W, D), its weight
+    (D, 1, 2, 2, 2) and bias (D,): (B, ceil(T/2), ceil(H/2), ceil(W/2), D). An odd size repeats
+    its last slice first (replicate padding), so that every cell has its eight tokens."""
+    for axis in (1, 2, 3):
+        if level.shape[axis] % 2:
+            level = torch.cat((level, level.narrow(axis, level.shape[axis] - 1, 1)), axis)
+    return _CellSum.apply(level, weight, bias)
+
+
+def _taps(level: torch.Tensor):
+    """The eight (i, j, k) positions of a cell and the strided view of those tokens of `level`
+    (B, T, H, W, D): (B, T/2, H/2, W/2, D) each."""
+    for i in range(2):
+        for j in range(2):
+            for k in range(2):
+                yield (i, j, k), level[:, i::2, j::2, k::2]
+
+
+class _CellSum(torch.autograd.Function):
+    """level (B, T, H, W, D) with even T, H, W; weight (D, 1, 2, 2, 2); bias (D,) ->
+    (B, T/2, H/2, W/2, D). Eight multiply-adds over strided views with the channels innermost,
+    forward and backward (autograd through the views would fill a zero tensor per tap)."""
+
+    @staticmethod
+    def forward(ctx, level, weight, bias):
+        ctx.save_for_backward(level, weight)
+        out = None
+        for (i, j, k), tokens in _taps(level):
+            tap = weight[:, 0, i, j, k]
+            out = torch.addcmul(bias, tokens, tap) if out is None \
+                else out.addcmul_(tokens, tap)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        level, weight = ctx.saved_tensors
+        grad_level = torch.empty_like(level) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.empty_like(weight) if ctx.needs_input_grad[1] else None
+        for (i, j, k), tokens in _taps(level):
+            if grad_level is not None:
+                torch.mul(grad_out, weight[:, 0, i, j, k], out=grad_level[:, i::2, j::2, k::2])
+            if grad_weight is not None:
+                grad_weight[:, 0, i, j, k] = (grad_out * tokens).sum((0, 1, 2, 3))
+        grad_bias = grad_out.sum((0, 1, 2, 3)) if ctx.needs_input_grad[2] else None
+        return grad_level, grad_weight, grad_bias

@@ -58,9 +58,8 @@ class MixerFusion(nn.Module):
         self.chunk_tokens = chunk_tokens
 
     def forward(self, branches: list[torch.Tensor]) -> torch.Tensor:
-        """K branches (..., D) -> (..., D). With `chunk_tokens` and autograd recording, the
-        tokens go through in chunks recomputed in the backward pass: only their inputs are
-        kept."""
+        """K branches (..., D) -> (..., D), `chunk_tokens` rows at a time; while autograd
+        records, the chunks are recomputed in the backward pass: only their inputs are kept."""
         chunk = self.tokens_per_chunk(branches[0].device)
         if chunk > 0:
             return recomputed_by_rows(self.rows, branches, row_params=list(self.parameters()),

@@ -47,15 +47,16 @@ def recomputed_by_rows(rowwise: Callable[..., torch.Tensor], branches: Sequence[
     """rowwise(*branches, *prefix(prefix_input)): every branch (..., D) is seen as (R, D)
     rows, `rowwise` maps K such (R, D) tensors to (R, D_out), and the result is (..., D_out).
     While autograd records, only `branches` and `prefix_input` are kept for the backward pass,
-    which goes through `chunk_rows` rows at a time (0: all at once); otherwise a plain call.
+    which goes through `chunk_rows` rows at a time (0: all at once); otherwise a plain call,
+    `chunk_rows` rows at a time as well.
 
     `prefix_params` and `row_params`: the parameters `prefix` and `rowwise` use, each listed
     once (their gradients are returned to autograd as any other input's; tensor hooks on them
     see one partial gradient per chunk). Both functions must be deterministic (no dropout: the
     random state is not replayed)."""
     prefix = prefix or (lambda _: [])
-    if not torch.is_grad_enabled():
-        return _by_rows(rowwise, [*branches, *prefix(prefix_input)], 0)
+    if not torch.is_grad_enabled():  # in chunks too: each chunk's intermediates stay in cache
+        return _by_rows(rowwise, [*branches, *prefix(prefix_input)], chunk_rows)
     plan = _Plan(rowwise, prefix, chunk_rows, len(branches), len(prefix_params))
     return _RecomputedByRows.apply(plan, prefix_input, *branches, *prefix_params, *row_params)
 
@@ -75,7 +76,11 @@ def _by_rows(rowwise: Callable[..., torch.Tensor], branches: list[torch.Tensor],
     if len(chunks) == 1:
         out = rowwise(*flat)
     else:
-        out = torch.cat([rowwise(*(b[rows] for b in flat)) for rows in chunks])
+        first = rowwise(*(b[chunks[0]] for b in flat))
+        out = first.new_empty(flat[0].shape[0], first.shape[-1])
+        out[chunks[0]] = first
+        for rows in chunks[1:]:
+            out[rows] = rowwise(*(b[rows] for b in flat))
     return out.reshape(*shape[:-1], out.shape[-1])
 
 
